@@ -1,0 +1,114 @@
+//! The crate's one error type: every rejected input names what is wrong and where.
+
+/// Which input array an error is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Operand {
+    /// The batch of source distributions (or logits).
+    Source,
+    /// The batch of target distributions.
+    Target,
+}
+
+impl std::fmt::Display for Operand {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Operand::Source => "source",
+            Operand::Target => "target",
+        })
+    }
+}
+
+/// Everything that can go wrong. Non-convergence is not here: it is reported per problem in
+/// [`Solution`](crate::Solution) (`iterations`, `marginal_error`).
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+#[allow(missing_docs)] // the fields are named for what they hold; the messages explain them
+pub enum Error {
+    /// K must be in `2..=32`.
+    #[error("number of classes K = {k} is outside 2..=32")]
+    ClassCount { k: usize },
+
+    /// The cost matrix is not K × K.
+    #[error("cost matrix must be square, got {rows} x {cols}")]
+    CostNotSquare { rows: usize, cols: usize },
+
+    /// A cost entry is NaN or infinite.
+    #[error("cost[{row}, {col}] = {value} is not finite")]
+    CostNotFinite { row: usize, col: usize, value: f64 },
+
+    /// A cost entry is negative.
+    #[error("cost[{row}, {col}] = {value} is negative")]
+    CostNegative { row: usize, col: usize, value: f64 },
+
+    /// An array has the wrong shape.
+    #[error("{what} has shape {found:?}, expected {expected:?}")]
+    Shape {
+        what: &'static str,
+        expected: Vec<usize>,
+        found: Vec<usize>,
+    },
+
+    /// NaN or infinity in the source or target.
+    #[error("{operand}[{problem}, {class}] = {value} is not finite")]
+    NotFinite {
+        operand: Operand,
+        problem: usize,
+        class: usize,
+        value: f64,
+    },
+
+    /// A probability below zero.
+    #[error("{operand}[{problem}, {class}] = {value} is a negative probability")]
+    NegativeProbability {
+        operand: Operand,
+        problem: usize,
+        class: usize,
+        value: f64,
+    },
+
+    /// A probability row whose sum is not 1 within `tolerance`.
+    #[error("{operand} row {problem} sums to {sum}, not 1 (tolerance {tolerance:e})")]
+    RowSum {
+        operand: Operand,
+        problem: usize,
+        sum: f64,
+        tolerance: f64,
+    },
+
+    /// A class label outside `0..K`.
+    #[error("label {label} of problem {problem} is outside 0..{k}")]
+    LabelOutOfRange { problem: usize, label: i64, k: usize },
+
+    /// ε must be finite and positive.
+    #[error("eps = {value} must be finite and > 0")]
+    Eps { value: f64 },
+
+    /// At least one iteration is needed.
+    #[error("max_iters must be at least 1")]
+    MaxIters,
+
+    /// The stopping tolerance must be finite and non-negative.
+    #[error("tol = {value} must be finite and >= 0")]
+    Tolerance { value: f64 },
+
+    /// Label smoothing must lie in `[0, 1]`.
+    #[error("label smoothing = {value} must be in [0, 1]")]
+    Smoothing { value: f64 },
+
+    /// The entropy-convention gradient `f + ε·log a` is unbounded where a source probability is 0.
+    #[error(
+        "source[{problem}, {class}] = 0: the entropy-convention gradient is unbounded there \
+         (pass logits, or use the KL convention)"
+    )]
+    EntropyGradientAtZero { problem: usize, class: usize },
+
+    /// The requested backend cannot run here (no driver, no device, kernels not built, dtype).
+    #[error("{backend} backend unavailable: {reason}")]
+    BackendUnavailable {
+        backend: &'static str,
+        reason: String,
+    },
+}
+
+/// Shorthand for results of this crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,239 @@
+//! Where a batch's results are written, and how one problem's potentials become its outputs
+//! (loss, transport cost, gradients, plan). Shared by the CPU backends so they report alike.
+
+use ndarray::{Array1, Array2, Array3};
+
+use crate::problem::{Convention, Executed, Solution};
+use crate::real::Real;
+use crate::rows::ProblemRows;
+
+/// Output buffers for a whole batch, row-major.
+pub(crate) struct Outputs<T> {
+    batch: usize,
+    k: usize,
+    loss: Vec<T>,
+    transport_cost: Vec<T>,
+    f: Vec<T>,
+    g: Vec<T>,
+    grad_source: Vec<T>,
+    grad_logits: Option<Vec<T>>,
+    iterations: Vec<u32>,
+    marginal_error: Vec<T>,
+    plan: Option<Vec<T>>,
+}
+
+/// The output slices of one problem.
+pub(crate) struct ProblemOut<'a, T> {
+    pub loss: &'a mut T,
+    pub transport_cost: &'a mut T,
+    pub f: &'a mut [T],
+    pub g: &'a mut [T],
+    pub grad_source: &'a mut [T],
+    pub grad_logits: Option<&'a mut [T]>,
+    pub iterations: &'a mut u32,
+    pub marginal_error: &'a mut T,
+    pub plan: Option<&'a mut [T]>,
+}
+
+/// Disjoint output slices for problems `start .. start + len`, so chunks can be filled in parallel.
+pub(crate) struct Chunk<'a, T> {
+    pub start: usize,
+    len: usize,
+    k: usize,
+    loss: &'a mut [T],
+    transport_cost: &'a mut [T],
+    f: &'a mut [T],
+    g: &'a mut [T],
+    grad_source: &'a mut [T],
+    grad_logits: Option<&'a mut [T]>,
+    iterations: &'a mut [u32],
+    marginal_error: &'a mut [T],
+    plan: Option<&'a mut [T]>,
+}
+
+impl<T: Real> Outputs<T> {
+    pub fn new(batch: usize, k: usize, logits: bool, plan: bool) -> Self {
+        let zeros = |n: usize| vec![T::zero(); n];
+        Outputs {
+            batch,
+            k,
+            loss: zeros(batch),
+            transport_cost: zeros(batch),
+            f: zeros(batch * k),
+            g: zeros(batch * k),
+            grad_source: zeros(batch * k),
+            grad_logits: logits.then(|| zeros(batch * k)),
+            iterations: vec![0; batch],
+            marginal_error: zeros(batch),
+            plan: plan.then(|| zeros(batch * k * k)),
+        }
+    }
+
+    /// Splits the buffers into chunks of `size` problems (the last may be shorter).
+    pub fn chunks(&mut self, size: usize) -> Vec<Chunk<'_, T>> {
+        let k = self.k;
+        let mut chunks = Vec::with_capacity(self.batch.div_ceil(size.max(1)));
+        let mut loss = self.loss.as_mut_slice();
+        let mut transport_cost = self.transport_cost.as_mut_slice();
+        let mut f = self.f.as_mut_slice();
+        let mut g = self.g.as_mut_slice();
+        let mut grad_source = self.grad_source.as_mut_slice();
+        let mut grad_logits = self.grad_logits.as_deref_mut();
+        let mut iterations = self.iterations.as_mut_slice();
+        let mut marginal_error = self.marginal_error.as_mut_slice();
+        let mut plan = self.plan.as_deref_mut();
+        let mut start = 0;
+        while start < self.batch {
+            let len = size.min(self.batch - start);
+            chunks.push(Chunk {
+                start,
+                len,
+                k,
+                loss: take(&mut loss, len),
+                transport_cost: take(&mut transport_cost, len),
+                f: take(&mut f, len * k),
+                g: take(&mut g, len * k),
+                grad_source: take(&mut grad_source, len * k),
+                grad_logits: grad_logits.as_mut().map(|s| take(s, len * k)),
+                iterations: take(&mut iterations, len),
+                marginal_error: take(&mut marginal_error, len),
+                plan: plan.as_mut().map(|s| take(s, len * k * k)),
+            });
+            start += len;
+        }
+        chunks
+    }
+
+    pub fn into_solution(self, executed: Executed) -> Solution<T> {
+        let (b, k) = (self.batch, self.k);
+        let matrix = |v: Vec<T>| Array2::from_shape_vec((b, k), v).expect("B x K buffer");
+        Solution {
+            loss: Array1::from(self.loss),
+            transport_cost: Array1::from(self.transport_cost),
+            f: matrix(self.f),
+            g: matrix(self.g),
+            grad_source: matrix(self.grad_source),
+            grad_logits: self.grad_logits.map(matrix),
+            iterations: Array1::from(self.iterations),
+            marginal_error: Array1::from(self.marginal_error),
+            plan: self
+                .plan
+                .map(|v| Array3::from_shape_vec((b, k, k), v).expect("B x K x K buffer")),
+            executed,
+        }
+    }
+}
+
+/// Splits the first `n` elements off a mutable slice.
+fn take<'a, T>(slice: &mut &'a mut [T], n: usize) -> &'a mut [T] {
+    let (head, tail) = std::mem::take(slice).split_at_mut(n);
+    *slice = tail;
+    head
+}
+
+impl<'a, T> Chunk<'a, T> {
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// The outputs of the chunk's `i`-th problem.
+    pub fn problem(&mut self, i: usize) -> ProblemOut<'_, T> {
+        let k = self.k;
+        let row = i * k..(i + 1) * k;
+        ProblemOut {
+            loss: &mut self.loss[i],
+            transport_cost: &mut self.transport_cost[i],
+            f: &mut self.f[row.clone()],
+            g: &mut self.g[row.clone()],
+            grad_source: &mut self.grad_source[row.clone()],
+            grad_logits: self.grad_logits.as_deref_mut().map(|s| &mut s[row]),
+            iterations: &mut self.iterations[i],
+            marginal_error: &mut self.marginal_error[i],
+            plan: self
+                .plan
+                .as_deref_mut()
+                .map(|s| &mut s[i * k * k..(i + 1) * k * k]),
+        }
+    }
+}
+
+/// The state a solver ends in: raw potentials (KL units), iterations and final marginal error.
+pub(crate) struct Converged<'a, T> {
+    pub f: &'a [T],
+    pub g: &'a [T],
+    pub iterations: u32,
+    pub marginal_error: T,
+}
+
+/// Writes one problem's outputs from its final potentials.
+pub(crate) fn finish<T: Real>(
+    cost: &[T],
+    eps: T,
+    convention: Convention,
+    rows: &ProblemRows<T>,
+    state: Converged<'_, T>,
+    out: ProblemOut<'_, T>,
+) {
+    let k = rows.k;
+    let (a, log_a, beta, log_beta) = (rows.a(), rows.log_a(), rows.beta(), rows.log_beta());
+    let (f, g) = (state.f, state.g);
+
+    let mut transport_cost = T::zero();
+    let mut plan = out.plan;
+    for i in 0..k {
+        for j in 0..k {
+            let c = cost[i * k + j];
+            let p = (log_a[i] + log_beta[j] + (f[i] + g[j] - c) / eps).exp();
+            transport_cost = transport_cost + p * c;
+            if let Some(plan) = plan.as_deref_mut() {
+                plan[i * k + j] = p;
+            }
+        }
+    }
+
+    // After a g-update the dual value is exactly ⟨f,a⟩ + ⟨g,β⟩ (the exp term sums to Σβ = 1).
+    let dot = |x: &[T], w: &[T]| x.iter().zip(w).map(|(&x, &w)| x * w).sum::<T>();
+    let mut loss = dot(f, a) + dot(g, beta);
+    let mut v = [T::zero(); crate::cost::MAX_CLASSES];
+    v[..k].copy_from_slice(f);
+    if convention == Convention::Entropy {
+        loss = loss - eps * (entropy(a, log_a) + entropy(beta, log_beta));
+        for i in 0..k {
+            // ∂/∂a of −ε·H(a) is ε·(log a + 1); the constant cancels when centred.
+            v[i] = v[i] + eps * log_a[i];
+        }
+    }
+    let v = &v[..k];
+    let mean_v = v.iter().copied().sum::<T>() / T::from_f64(k as f64);
+    for (grad, &vi) in out.grad_source.iter_mut().zip(v) {
+        *grad = vi - mean_v;
+    }
+    if let Some(grad_logits) = out.grad_logits {
+        // Through a = softmax(z): ∂/∂z = a ⊙ (v − ⟨a, v⟩).
+        let av = dot(a, v);
+        for i in 0..k {
+            grad_logits[i] = a[i] * (v[i] - av);
+        }
+    }
+
+    // Potentials are defined up to (f + c, g − c); report the pair with mean(f) = mean(g).
+    let kt = T::from_f64(k as f64);
+    let shift = (g.iter().copied().sum::<T>() - f.iter().copied().sum::<T>()) / (kt + kt);
+    for i in 0..k {
+        out.f[i] = f[i] + shift;
+        out.g[i] = g[i] - shift;
+    }
+    *out.loss = loss;
+    *out.transport_cost = transport_cost;
+    *out.iterations = state.iterations;
+    *out.marginal_error = state.marginal_error;
+}
+
+/// `H(x) = −Σ x log x`, with `0·log 0 = 0`.
+fn entropy<T: Real>(x: &[T], log_x: &[T]) -> T {
+    x.iter()
+        .zip(log_x)
+        .filter(|(x, _)| **x > T::zero())
+        .map(|(&x, &lx)| -x * lx)
+        .sum()
+}

@@ -1,0 +1,207 @@
+//! What a caller asks for (sources, targets, options) and what every backend returns.
+
+use ndarray::{Array1, Array2, Array3, ArrayView1, ArrayView2};
+
+use crate::real::Real;
+
+/// A batch of source distributions `a`, one row per problem (B × K).
+#[derive(Debug, Clone, Copy)]
+pub enum Source<'a, T> {
+    /// Rows on the simplex (non-negative, summing to 1; renormalised after validation).
+    Probabilities(ArrayView2<'a, T>),
+    /// Unnormalised log-probabilities: `a = softmax(z)`, with `log a = z − LSE(z)` computed directly.
+    Logits(ArrayView2<'a, T>),
+}
+
+impl<'a, T> Source<'a, T> {
+    /// The B × K array, whichever kind it is.
+    pub fn view(&self) -> ArrayView2<'a, T> {
+        match *self {
+            Source::Probabilities(v) | Source::Logits(v) => v,
+        }
+    }
+
+    /// Whether the rows are logits.
+    pub fn is_logits(&self) -> bool {
+        matches!(self, Source::Logits(_))
+    }
+}
+
+/// A batch of target distributions `β`, one per problem.
+#[derive(Debug, Clone, Copy)]
+pub enum Target<'a, T> {
+    /// Class labels (B), each in `0..K`: `β = (1 − s)·e_y + s/K` with label smoothing `s`
+    /// (`s = 0` is one-hot and is solved in closed form).
+    Labels {
+        /// One label per problem.
+        labels: ArrayView1<'a, i64>,
+        /// Label smoothing `s ∈ [0, 1]`.
+        smoothing: f64,
+    },
+    /// Rows on the simplex (B × K; renormalised after validation).
+    Distributions(ArrayView2<'a, T>),
+}
+
+impl<'a, T> Target<'a, T> {
+    /// One-hot label targets.
+    pub fn labels(labels: ArrayView1<'a, i64>) -> Self {
+        Target::Labels {
+            labels,
+            smoothing: 0.0,
+        }
+    }
+
+    /// Number of problems this target describes.
+    pub fn batch(&self) -> usize {
+        match self {
+            Target::Labels { labels, .. } => labels.len(),
+            Target::Distributions(d) => d.nrows(),
+        }
+    }
+}
+
+/// Which regulariser the reported loss and its gradient use (the plan is the same).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Convention {
+    /// `⟨P,C⟩ + ε·KL(P ‖ a⊗β)` (GeomLoss, OTT's `kl_reg_cost`). Gradient w.r.t. `a`: `f`.
+    #[default]
+    Kl,
+    /// `⟨P,C⟩ − ε·H(P)` (POT's `sinkhorn_log`, OTT's `ent_reg_cost`): the KL value minus
+    /// `ε·(H(a) + H(β))`. Gradient w.r.t. `a`: `f + ε·(log a + 1)`.
+    Entropy,
+}
+
+/// Default iteration cap.
+pub const DEFAULT_MAX_ITERS: u32 = 1000;
+
+/// Default stopping tolerance on the L1 row-marginal error, before the precision floor of
+/// [`SolveOptions::effective_tol`] is applied.
+pub const DEFAULT_TOL: f64 = 1e-6;
+
+/// How to solve: ε, when to stop, which convention to report, whether to return plans.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct SolveOptions {
+    /// Entropic regularisation ε, in units of the cost (finite, > 0).
+    pub eps: f64,
+    /// Iteration cap per problem (≥ 1). Reaching it is reported, not an error.
+    pub max_iters: u32,
+    /// Stop a problem when its L1 row-marginal error is ≤ this. `None`: the default
+    /// (see [`effective_tol`](Self::effective_tol)).
+    pub tol: Option<f64>,
+    /// Convention of the reported loss and gradients.
+    pub convention: Convention,
+    /// Also return the transport plans (B × K × K).
+    pub plan: bool,
+}
+
+impl SolveOptions {
+    /// Options with the given ε and defaults for the rest.
+    pub fn new(eps: f64) -> Self {
+        SolveOptions {
+            eps,
+            max_iters: DEFAULT_MAX_ITERS,
+            tol: None,
+            convention: Convention::Kl,
+            plan: false,
+        }
+    }
+
+    /// Sets the iteration cap.
+    pub fn max_iters(mut self, max_iters: u32) -> Self {
+        self.max_iters = max_iters;
+        self
+    }
+
+    /// Sets the stopping tolerance.
+    pub fn tol(mut self, tol: f64) -> Self {
+        self.tol = Some(tol);
+        self
+    }
+
+    /// Sets the convention.
+    pub fn convention(mut self, convention: Convention) -> Self {
+        self.convention = convention;
+        self
+    }
+
+    /// Asks for the plans.
+    pub fn with_plan(mut self, plan: bool) -> Self {
+        self.plan = plan;
+        self
+    }
+
+    /// The tolerance a solve in element type `T` uses: the one set, or else [`DEFAULT_TOL`]
+    /// raised to the precision floor of `T`, `K · (max C / ε) · ε_mach(T)`, below which rounding
+    /// of the potentials alone keeps the marginal error (in f64 the floor only matters for
+    /// `max C / ε` beyond ~10⁸; in f32 at `ε = 0.05·max C`, `K = 8`, it is about 2·10⁻⁵).
+    pub fn effective_tol<T: Real>(&self, k: usize, max_cost: f64) -> f64 {
+        self.tol.unwrap_or_else(|| {
+            let floor = k as f64 * (max_cost / self.eps) * T::epsilon().as_f64();
+            DEFAULT_TOL.max(floor)
+        })
+    }
+}
+
+/// Which backend produced a [`Solution`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Executed {
+    /// The f64 oracle.
+    Reference,
+    /// The rayon CPU backend.
+    Cpu,
+    /// The CUDA kernels.
+    Cuda,
+}
+
+impl Executed {
+    /// Its name as the CLI spells it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Executed::Reference => "reference",
+            Executed::Cpu => "cpu",
+            Executed::Cuda => "cuda",
+        }
+    }
+}
+
+/// Per-problem results of a batch of B problems with K classes.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct Solution<T> {
+    /// The dual value after the last g-update, in the requested convention (B).
+    pub loss: Array1<T>,
+    /// `⟨P, C⟩` (B).
+    pub transport_cost: Array1<T>,
+    /// Source potentials in the KL convention, units of C, shifted so `mean(f) = mean(g)` (B × K).
+    pub f: Array2<T>,
+    /// Target potentials, shifted likewise (B × K). Where `β_j = 0`, `g_j` is the c-transform.
+    pub g: Array2<T>,
+    /// Gradient of the loss w.r.t. the source distribution, centred (sum zero) (B × K).
+    pub grad_source: Array2<T>,
+    /// Gradient of the loss w.r.t. the logits, when the source was logits (B × K).
+    pub grad_logits: Option<Array2<T>>,
+    /// g-updates performed per problem (1 for the one-hot closed form).
+    pub iterations: Array1<u32>,
+    /// L1 row-marginal error `Σ_i |Σ_j P_ij − a_i|` after the last g-update (B).
+    pub marginal_error: Array1<T>,
+    /// Plans `P[b, i, j]` (B × K × K), when asked for.
+    pub plan: Option<Array3<T>>,
+    /// The backend that ran.
+    pub executed: Executed,
+}
+
+impl<T: Real> Solution<T> {
+    /// Number of problems.
+    pub fn batch(&self) -> usize {
+        self.loss.len()
+    }
+
+    /// Number of problems that reached the tolerance before the iteration cap.
+    pub fn converged(&self, tol: f64) -> usize {
+        self.marginal_error
+            .iter()
+            .filter(|e| e.as_f64() <= tol)
+            .count()
+    }
+}

@@ -1,0 +1,101 @@
+//! One problem's inputs, read from the batch and brought to the form the solvers use:
+//! normalised distributions and their logarithms, in the element type.
+
+use crate::cost::MAX_CLASSES;
+use crate::lse::lse;
+use crate::problem::{Source, Target};
+use crate::real::Real;
+
+/// The source and target of problem `b`, normalised, with their logarithms (`−∞` at zero mass).
+pub(crate) struct ProblemRows<T> {
+    pub k: usize,
+    pub a: [T; MAX_CLASSES],
+    pub log_a: [T; MAX_CLASSES],
+    pub beta: [T; MAX_CLASSES],
+    pub log_beta: [T; MAX_CLASSES],
+    /// Set when the target is an unsmoothed label: the one-hot closed form applies.
+    pub one_hot: Option<usize>,
+}
+
+impl<T: Real> ProblemRows<T> {
+    /// Reads problem `b` of a validated request.
+    pub fn load(source: &Source<'_, T>, target: &Target<'_, T>, b: usize, k: usize) -> Self {
+        let zero = T::zero();
+        let mut rows = ProblemRows {
+            k,
+            a: [zero; MAX_CLASSES],
+            log_a: [zero; MAX_CLASSES],
+            beta: [zero; MAX_CLASSES],
+            log_beta: [zero; MAX_CLASSES],
+            one_hot: None,
+        };
+        let source_view = source.view();
+        let source_row = source_view.row(b);
+        match source {
+            Source::Probabilities(_) => {
+                for (i, &p) in source_row.iter().enumerate() {
+                    rows.a[i] = p;
+                }
+                normalise(&mut rows.a[..k], &mut rows.log_a[..k]);
+            }
+            Source::Logits(_) => {
+                // log a = z − LSE(z) directly: log(softmax(z)) would underflow to −∞ for
+                // logits far below the maximum, and lose digits near 1.
+                for (i, &z) in source_row.iter().enumerate() {
+                    rows.log_a[i] = z;
+                }
+                let log_norm = lse(&rows.log_a[..k]);
+                for i in 0..k {
+                    rows.log_a[i] = rows.log_a[i] - log_norm;
+                    rows.a[i] = rows.log_a[i].exp();
+                }
+            }
+        }
+        match target {
+            Target::Labels { labels, smoothing } => {
+                let y = labels[b] as usize;
+                if *smoothing == 0.0 {
+                    rows.one_hot = Some(y);
+                }
+                let s = *smoothing;
+                let off = s / k as f64;
+                for j in 0..k {
+                    let p = if j == y { 1.0 - s + off } else { off };
+                    rows.beta[j] = T::from_f64(p);
+                    rows.log_beta[j] = T::from_f64(p.ln());
+                }
+            }
+            Target::Distributions(d) => {
+                for (j, &p) in d.row(b).iter().enumerate() {
+                    rows.beta[j] = p;
+                }
+                normalise(&mut rows.beta[..k], &mut rows.log_beta[..k]);
+            }
+        }
+        rows
+    }
+
+    pub fn a(&self) -> &[T] {
+        &self.a[..self.k]
+    }
+    pub fn log_a(&self) -> &[T] {
+        &self.log_a[..self.k]
+    }
+    pub fn beta(&self) -> &[T] {
+        &self.beta[..self.k]
+    }
+    pub fn log_beta(&self) -> &[T] {
+        &self.log_beta[..self.k]
+    }
+}
+
+/// Divides by the sum (validation allowed it to be off by rounding; Sinkhorn needs Σa = Σβ
+/// exactly, or the marginal error can never fall below the difference) and takes logs.
+fn normalise<T: Real>(p: &mut [T], log_p: &mut [T]) {
+    let sum: T = p.iter().copied().sum();
+    let log_sum = sum.ln();
+    for (x, lx) in p.iter_mut().zip(log_p.iter_mut()) {
+        *lx = x.ln() - log_sum;
+        *x = *x / sum;
+    }
+}

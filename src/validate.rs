@@ -1,0 +1,132 @@
+//! Every check on a request, done once before any backend runs, so that a bad input is rejected
+//! whole (nothing is computed or written) with an error naming the offending index and value.
+
+use ndarray::ArrayView2;
+
+use crate::cost::{CostMatrix, check_class_count};
+use crate::error::{Error, Operand, Result};
+use crate::problem::{Convention, SolveOptions, Source, Target};
+use crate::real::Real;
+
+/// How far a probability row's sum may be from 1: `max(1e-5, K·ε_mach(T))`. Rows are
+/// renormalised after this check, so it only has to catch real mistakes (unnormalised rows, the
+/// wrong axis), while accepting rows rounded to the element type.
+pub fn row_sum_tolerance<T: Real>(k: usize) -> f64 {
+    1e-5_f64.max(k as f64 * T::epsilon().as_f64())
+}
+
+/// Checks a whole request.
+pub fn check_request<T: Real>(
+    cost: &CostMatrix,
+    source: &Source<'_, T>,
+    target: &Target<'_, T>,
+    options: &SolveOptions,
+) -> Result<()> {
+    let k = cost.k();
+    check_class_count(k)?;
+    check_options(options)?;
+    let source_view = source.view();
+    let batch = source_view.nrows();
+    check_shape("source", source_view, batch, k)?;
+    match source {
+        Source::Probabilities(p) => {
+            check_simplex_rows(*p, Operand::Source)?;
+            if options.convention == Convention::Entropy
+                && let Some(((problem, class), _)) =
+                    p.indexed_iter().find(|(_, v)| **v == T::zero())
+            {
+                return Err(Error::EntropyGradientAtZero { problem, class });
+            }
+        }
+        Source::Logits(z) => check_finite(*z, Operand::Source)?,
+    }
+    match target {
+        Target::Labels { labels, smoothing } => {
+            if labels.len() != batch {
+                return Err(Error::Shape {
+                    what: "labels",
+                    expected: vec![batch],
+                    found: vec![labels.len()],
+                });
+            }
+            if !(0.0..=1.0).contains(smoothing) {
+                return Err(Error::Smoothing { value: *smoothing });
+            }
+            if let Some((problem, &label)) = labels
+                .iter()
+                .enumerate()
+                .find(|(_, y)| !(0..k as i64).contains(*y))
+            {
+                return Err(Error::LabelOutOfRange { problem, label, k });
+            }
+        }
+        Target::Distributions(d) => {
+            check_shape("target", *d, batch, k)?;
+            check_simplex_rows(*d, Operand::Target)?;
+        }
+    }
+    Ok(())
+}
+
+fn check_options(options: &SolveOptions) -> Result<()> {
+    if !(options.eps.is_finite() && options.eps > 0.0) {
+        return Err(Error::Eps { value: options.eps });
+    }
+    if options.max_iters == 0 {
+        return Err(Error::MaxIters);
+    }
+    if let Some(tol) = options.tol
+        && !(tol.is_finite() && tol >= 0.0)
+    {
+        return Err(Error::Tolerance { value: tol });
+    }
+    Ok(())
+}
+
+fn check_shape<T>(what: &'static str, a: ArrayView2<'_, T>, batch: usize, k: usize) -> Result<()> {
+    if a.dim() != (batch, k) {
+        return Err(Error::Shape {
+            what,
+            expected: vec![batch, k],
+            found: a.shape().to_vec(),
+        });
+    }
+    Ok(())
+}
+
+fn check_finite<T: Real>(a: ArrayView2<'_, T>, operand: Operand) -> Result<()> {
+    match a.indexed_iter().find(|(_, v)| !v.is_finite()) {
+        Some(((problem, class), v)) => Err(Error::NotFinite {
+            operand,
+            problem,
+            class,
+            value: v.as_f64(),
+        }),
+        None => Ok(()),
+    }
+}
+
+fn check_simplex_rows<T: Real>(a: ArrayView2<'_, T>, operand: Operand) -> Result<()> {
+    check_finite(a, operand)?;
+    if let Some(((problem, class), v)) = a.indexed_iter().find(|(_, v)| **v < T::zero()) {
+        return Err(Error::NegativeProbability {
+            operand,
+            problem,
+            class,
+            value: v.as_f64(),
+        });
+    }
+    let tolerance = row_sum_tolerance::<T>(a.ncols());
+    for (problem, row) in a.rows().into_iter().enumerate() {
+        let sum: f64 = row.iter().map(|v| v.as_f64()).sum();
+        if (sum - 1.0).abs() > tolerance {
+            return Err(Error::RowSum {
+                operand,
+                problem,
+                sum,
+                tolerance,
+            });
+        }
+    }
+    Ok(())
+}
