@@ -1,0 +1,71 @@
+// Sinkhorn entry points: circot_sinkhorn_{f32,f16,bf16}_k{7,8,n}, each taking one SinkhornParams by
+// value (params.h). The math is in sinkhorn.cuh.
+//
+// Thread mapping (THREADS_PER_PROBLEM):
+//   _k7, _k8: 1. One problem's K^2 = 64 exponentials per half-iteration are independent, so a thread
+//             has enough ILP on its own, every lane of a warp does useful work (32 problems per warp),
+//             and no shuffles are needed. Warp-per-problem would leave 24 of 32 lanes idle at K = 8,
+//             i.e. 4x the MUFU issue slots per problem. The scaled cost sits in shared memory; all
+//             threads read the same word, a broadcast.
+//   _kn:      32 (one warp, lane = class, any K <= 32). A thread per problem would need K^2 = 1024
+//             exponentials in series and 32-float arrays indexed at run time (local memory).
+//
+// Launch contract, for every entry point:
+//   blockDim = (n, 1, 1) with n a multiple of 32 and n <= kMaxBlockThreads (256);
+//   gridDim = (any x >= 1, 1, 1): a grid-stride loop covers all problems, so the grid may be capped;
+//   no dynamic shared memory (static shared: <= 0.6 KB for _k7/_k8, 11 KB for _kn).
+//   Suggested: n = 128, gridDim.x = min(ceil(batch * THREADS_PER_PROBLEM / n), 65535).
+#include "sinkhorn.cuh"
+
+namespace circot {
+
+constexpr int kMaxBlockThreads = 256;
+
+template <class T, int K>
+__device__ __forceinline__ void sinkhorn_thread(const SinkhornParams& p) {
+    using Team = ThreadTeam<K>;
+    __shared__ alignas(16) float rows[K * Team::kStride];
+    load_scaled_cost(p, K, Team::kStride, rows, nullptr);
+    Team team{rows};
+    const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
+    for (int64_t b = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; b < p.batch; b += stride) {
+        solve<T>(team, p, b);
+    }
+}
+
+// Whole warps walk the problems together (blockDim is a multiple of 32), so every lane makes the same
+// trips and all 32 are present in each collective, including warps past the last problem (no trip).
+template <class T>
+__device__ __forceinline__ void sinkhorn_warp(const SinkhornParams& p) {
+    __shared__ alignas(16) float rows[32 * WarpTeam::kStride];
+    __shared__ alignas(16) float cols[32 * WarpTeam::kStride];
+    __shared__ alignas(16) float gather[kMaxBlockThreads / 32][64];
+    load_scaled_cost(p, 32, WarpTeam::kStride, rows, cols);
+    const int warp = threadIdx.x / 32;
+    WarpTeam team{rows, cols, gather[warp], static_cast<int>(threadIdx.x % 32), p.k, 0};
+    const int64_t stride = static_cast<int64_t>(gridDim.x) * (blockDim.x / 32);
+    for (int64_t b = static_cast<int64_t>(blockIdx.x) * (blockDim.x / 32) + warp; b < p.batch; b += stride) {
+        solve<T>(team, p, b);
+    }
+}
+
+}  // namespace circot
+
+// (suffix, element type) of every stamped dtype; the emulator builds its kernel table from it too.
+#define CIRCOT_DTYPES(X) X(f32, float) X(f16, __half) X(bf16, __nv_bfloat16)
+
+#define CIRCOT_STAMP(suffix, T)                                                                      \
+    extern "C" __global__ void __launch_bounds__(circot::kMaxBlockThreads)                          \
+        circot_sinkhorn_##suffix##_k7(SinkhornParams p) {                                            \
+        circot::sinkhorn_thread<T, 7>(p);                                                            \
+    }                                                                                                \
+    extern "C" __global__ void __launch_bounds__(circot::kMaxBlockThreads)                          \
+        circot_sinkhorn_##suffix##_k8(SinkhornParams p) {                                            \
+        circot::sinkhorn_thread<T, 8>(p);                                                            \
+    }                                                                                                \
+    extern "C" __global__ void __launch_bounds__(circot::kMaxBlockThreads)                          \
+        circot_sinkhorn_##suffix##_kn(SinkhornParams p) {                                            \
+        circot::sinkhorn_warp<T>(p);                                                                 \
+    }
+
+CIRCOT_DTYPES(CIRCOT_STAMP)

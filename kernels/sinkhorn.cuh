@@ -1,0 +1,392 @@
+// Per-problem log-domain Sinkhorn (shared/design/numerics.md), written once for two "teams" that solve
+// one problem: ThreadTeam<K> (one thread holds all K classes in registers; K known at compile time) and
+// WarpTeam (one warp, lane = class, any K <= 32). The entry points are in sinkhorn.cu; g++ compiles
+// the same code through host_compat.h for the SIMT emulator in emu/.
+#pragma once
+#ifdef __CUDACC__
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#else
+#include "host_compat.h"
+#endif
+#include "params.h"
+
+namespace circot {
+
+// Units. The SFU evaluates only 2^x and log2 x (MUFU.EX2, MUFU.LG2): exp(x) would cost an FMUL by
+// log2 e before every MUFU.EX2. So log2(e)/eps is folded into the cost once per block and the
+// potentials are carried in the same units: u = f·log2(e)/eps, v = g·log2(e)/eps, la = log2 a,
+// lb = log2 beta. An LSE term is then FADD + MUFU.EX2, and only the outputs are scaled by eps·ln 2.
+constexpr float kLog2e = 1.44269504088896341f;
+constexpr float kLn2 = 0.693147180559945309f;
+
+__host__ __device__ __forceinline__ float inf() { return __int_as_float(0x7f800000); }
+
+// Built with -ftz=true, each is one MUFU instruction (about 2 ulp); log2(0) = -inf.
+__host__ __device__ __forceinline__ float ex2(float x) { return exp2f(x); }
+__host__ __device__ __forceinline__ float lg2(float x) { return __log2f(x); }
+
+// -LSE2(x) = -log2 sum_j 2^x_j, accumulated in f32 after subtracting the max. Zero masses enter as
+// x = -inf; if all are -inf the max is -inf and x - max would be -inf - (-inf) = NaN, so that case
+// returns -(-inf) without evaluating it.
+template <int N>
+__host__ __device__ __forceinline__ float neg_lse2(const float (&x)[N]) {
+    float m = x[0];
+#pragma unroll
+    for (int j = 1; j < N; ++j) m = fmaxf(m, x[j]);
+    if (m == -inf()) return inf();
+    float s = ex2(x[0] - m);
+#pragma unroll
+    for (int j = 1; j < N; ++j) s += ex2(x[j] - m);
+    return -(m + lg2(s));
+}
+
+__host__ __device__ __forceinline__ float to_f32(float x) { return x; }
+__host__ __device__ __forceinline__ float to_f32(__half x) { return __half2float(x); }
+__host__ __device__ __forceinline__ float to_f32(__nv_bfloat16 x) { return __bfloat162float(x); }
+
+template <class T>
+__host__ __device__ __forceinline__ float load(const void* base, int64_t i) {
+    return to_f32(__ldg(static_cast<const T*>(base) + i));
+}
+
+template <class T>
+__host__ __device__ __forceinline__ T from_f32(float x);
+template <>
+__host__ __device__ __forceinline__ float from_f32<float>(float x) {
+    return x;
+}
+template <>
+__host__ __device__ __forceinline__ __half from_f32<__half>(float x) {
+    return __float2half_rn(x);
+}
+template <>
+__host__ __device__ __forceinline__ __nv_bfloat16 from_f32<__nv_bfloat16>(float x) {
+    return __float2bfloat16_rn(x);
+}
+
+template <class T>
+__host__ __device__ __forceinline__ void store(void* base, int64_t i, float x) {
+    static_cast<T*>(base)[i] = from_f32<T>(x);
+}
+
+// Scaled cost c = C·log2(e)/eps, in shared memory as `rows` (c[i][j], row i = source class) and,
+// unless null, `cols` (its transpose), each row padded to `stride` floats with zeros. Called by every
+// thread of the block.
+__device__ __forceinline__ void load_scaled_cost(const SinkhornParams& p, int n_rows, int stride,
+                                                 float* rows, float* cols) {
+    const float scale = kLog2e / p.eps;
+    const int k = p.k;
+    for (int t = threadIdx.x; t < n_rows * stride; t += blockDim.x) {
+        const int i = t / stride, j = t % stride;
+        const bool in = i < k && j < k;
+        rows[t] = in ? __ldg(p.cost + i * k + j) * scale : 0.f;
+        if (cols) cols[t] = in ? __ldg(p.cost + j * k + i) * scale : 0.f;
+    }
+    __syncthreads();
+}
+
+// One thread per problem, all K classes in registers: slot s is class s. Only `rows` is used: the
+// compiler keeps its K^2 values in registers across the loop (loop-invariant loads), one copy serving
+// both updates.
+template <int K>
+struct ThreadTeam {
+    static constexpr int kSlots = K;
+    static constexpr int kStride = (K + 3) / 4 * 4;
+    const float* rows;
+
+    __host__ __device__ int k() const { return K; }
+    __host__ __device__ int cls(int s) const { return s; }
+    __host__ __device__ bool valid(int) const { return true; }
+    __host__ __device__ bool leader() const { return true; }
+    __host__ __device__ float sum(float x) const { return x; }
+    __host__ __device__ float max(float x) const { return x; }
+    __host__ __device__ float cost(int i, int j) const { return rows[i * kStride + j]; }
+
+    // f-update shape: out_i = -LSE2_j(w_j - c[i][j]).
+    __host__ __device__ void row_lse(const float (&w)[K], float (&out)[K]) {
+#pragma unroll
+        for (int i = 0; i < K; ++i) {
+            float x[K];
+#pragma unroll
+            for (int j = 0; j < K; ++j) x[j] = w[j] - cost(i, j);
+            out[i] = neg_lse2(x);
+        }
+    }
+
+    // g-update shape: out_j = -LSE2_i(w_i - c[i][j]).
+    __host__ __device__ void col_lse(const float (&w)[K], float (&out)[K]) {
+#pragma unroll
+        for (int j = 0; j < K; ++j) {
+            float x[K];
+#pragma unroll
+            for (int i = 0; i < K; ++i) x[i] = w[i] - cost(i, j);
+            out[j] = neg_lse2(x);
+        }
+    }
+
+    // f(i, j, wr_i + wc_j - c[i][j]) for every pair.
+    template <class F>
+    __host__ __device__ void for_each_pair(const float (&wr)[K], const float (&wc)[K], F f) {
+#pragma unroll
+        for (int i = 0; i < K; ++i) {
+#pragma unroll
+            for (int j = 0; j < K; ++j) f(i, j, wr[i] + wc[j] - cost(i, j));
+        }
+    }
+};
+
+// One warp per problem, lane = class (lanes >= K carry zero mass and are left out of sums and stores,
+// but take part in every collective). Vectors are exchanged through a per-warp shared buffer, read
+// by every lane as broadcast float4 loads alongside its own cost row.
+struct WarpTeam {
+    static constexpr int kSlots = 1;
+    // 32 classes + 4: rows stay 16-byte aligned and the 8 lanes of one LDS.128 phase hit distinct banks.
+    static constexpr int kStride = 36;
+    const float* rows;
+    const float* cols;
+    float* gather;  // 2 x 32 floats of this warp: double-buffered, so one __syncwarp per exchange
+    int lane;
+    int kk;
+    int phase;
+
+    __host__ __device__ int k() const { return kk; }
+    __host__ __device__ int cls(int) const { return lane; }
+    __host__ __device__ bool valid(int) const { return lane < kk; }
+    __host__ __device__ bool leader() const { return lane == 0; }
+    // Butterfly: every lane ends with the same bits (each step adds the same two operands), so a loop
+    // exit that depends on a sum is warp-uniform.
+    __host__ __device__ float sum(float x) const {
+#pragma unroll
+        for (int o = 16; o > 0; o >>= 1) x += __shfl_xor_sync(0xffffffffu, x, o);
+        return x;
+    }
+    __host__ __device__ float max(float x) const {
+#pragma unroll
+        for (int o = 16; o > 0; o >>= 1) x = fmaxf(x, __shfl_xor_sync(0xffffffffu, x, o));
+        return x;
+    }
+
+    // Publishes w (one value per lane) to the next buffer; lanes >= K publish -inf or finite garbage
+    // only where a zero cost pad or a -inf partner makes it harmless.
+    __host__ __device__ const float4* exchange(float w) {
+        float* buf = gather + 32 * phase;
+        phase ^= 1;
+        buf[lane] = w;
+        __syncwarp();
+        return reinterpret_cast<const float4*>(buf);
+    }
+
+    __host__ __device__ float cost(int i, int j) const { return rows[i * kStride + j]; }
+    __host__ __device__ void row_lse(const float (&w)[1], float (&out)[1]) { out[0] = lse(w[0], rows); }
+    __host__ __device__ void col_lse(const float (&w)[1], float (&out)[1]) { out[0] = lse(w[0], cols); }
+
+    // -LSE2_j(w_j - c[lane][j]) with c = rows or cols (the transpose): two passes (max, then sum)
+    // over shared memory rather than 32 run-time-indexed values per lane, which would go to local
+    // memory; the trip count ceil(K/4) is the same for every lane.
+    __host__ __device__ float lse(float w, const float* c) {
+        const float4* wv = exchange(w);
+        const float4* cv = reinterpret_cast<const float4*>(c + lane * kStride);
+        const int n4 = (kk + 3) / 4;
+        float m = -inf();
+        for (int q = 0; q < n4; ++q) {
+            const float4 a = wv[q], b = cv[q];
+            m = fmaxf(fmaxf(m, fmaxf(a.x - b.x, a.y - b.y)), fmaxf(a.z - b.z, a.w - b.w));
+        }
+        if (m == -inf()) return inf();  // see neg_lse2
+        float s = 0.f;
+        for (int q = 0; q < n4; ++q) {
+            const float4 a = wv[q], b = cv[q];
+            s += (ex2(a.x - b.x - m) + ex2(a.y - b.y - m)) + (ex2(a.z - b.z - m) + ex2(a.w - b.w - m));
+        }
+        return -(m + lg2(s));
+    }
+
+    // Lane j visits column j: f(i, j, wr_i + wc_j - c[i][j]) for i < K, so stores of a plan row are
+    // coalesced across lanes.
+    template <class F>
+    __host__ __device__ void for_each_pair(const float (&wr)[1], const float (&wc)[1], F f) {
+        const float* wi = reinterpret_cast<const float*>(exchange(wr[0]));
+        if (lane >= kk) return;
+        for (int i = 0; i < kk; ++i) f(i, lane, wi[i] + wc[0] - cols[lane * kStride + i]);
+    }
+};
+
+// sum over the team's valid slots of f(s).
+template <class Team, class F>
+__host__ __device__ __forceinline__ float team_sum(const Team& t, F f) {
+    float s = 0.f;
+#pragma unroll
+    for (int i = 0; i < Team::kSlots; ++i) s += t.valid(i) ? f(i) : 0.f;
+    return t.sum(s);
+}
+
+// x·log2 x with 0·log2 0 = 0 (entropy terms of zero masses).
+__host__ __device__ __forceinline__ float xlog2x(float x, float lx) { return x > 0.f ? x * lx : 0.f; }
+
+template <class T, class Team>
+__host__ __device__ void write_ignored(Team& t, const SinkhornParams& p, int64_t b) {
+    const int K = t.k();
+#pragma unroll
+    for (int s = 0; s < Team::kSlots; ++s) {
+        if (!t.valid(s)) continue;
+        const int64_t o = b * K + t.cls(s);
+        store<T>(p.f, o, 0.f);
+        store<T>(p.g, o, 0.f);
+        store<T>(p.grad_source, o, 0.f);
+        if (p.grad_logits) store<T>(p.grad_logits, o, 0.f);
+        if (p.plan) {
+            for (int j = 0; j < K; ++j) store<T>(p.plan, o * K + j, 0.f);
+        }
+    }
+    if (t.leader()) {
+        store<T>(p.loss, b, 0.f);
+        store<T>(p.transport_cost, b, 0.f);
+        store<T>(p.marginal_error, b, 0.f);
+        p.iterations[b] = 0;
+    }
+}
+
+// Solves problem b and writes all its outputs. Everything a branch or loop trip depends on is
+// uniform across the team (see WarpTeam::sum).
+template <class T, class Team>
+__host__ __device__ __forceinline__ void solve(Team& t, const SinkhornParams& p, int64_t b) {
+    constexpr int S = Team::kSlots;
+    const int K = t.k();
+    const int64_t y = p.labels ? __ldg(p.labels + b) : -1;
+    if (p.labels && y < 0) {
+        write_ignored<T>(t, p, b);
+        return;
+    }
+
+    // Source: a and la = log2 a. From logits, la = (z - max z)·log2 e - log2 sum 2^(...) directly:
+    // subtracting the max before scaling keeps the big logits' rounding out of la.
+    float a[S], la[S];
+    if (p.source_is_logits) {
+        float z[S];
+#pragma unroll
+        for (int s = 0; s < S; ++s) z[s] = t.valid(s) ? load<T>(p.source, b * K + t.cls(s)) : -inf();
+        float mz = z[0];
+#pragma unroll
+        for (int s = 1; s < S; ++s) mz = fmaxf(mz, z[s]);
+        mz = t.max(mz);
+#pragma unroll
+        for (int s = 0; s < S; ++s) la[s] = (z[s] - mz) * kLog2e;
+        const float lsum = lg2(team_sum(t, [&](int s) { return ex2(la[s]); }));
+#pragma unroll
+        for (int s = 0; s < S; ++s) {
+            la[s] -= lsum;
+            a[s] = ex2(la[s]);
+        }
+    } else {
+#pragma unroll
+        for (int s = 0; s < S; ++s) {
+            a[s] = t.valid(s) ? load<T>(p.source, b * K + t.cls(s)) : 0.f;
+            la[s] = lg2(a[s]);
+        }
+    }
+
+    // Target: beta and lb = log2 beta (-inf for zero mass).
+    float bt[S], lb[S];
+#pragma unroll
+    for (int s = 0; s < S; ++s) {
+        if (!t.valid(s)) {
+            bt[s] = 0.f;
+        } else if (p.labels) {
+            const float off = p.smoothing / static_cast<float>(K);
+            bt[s] = t.cls(s) == y ? (1.f - p.smoothing) + off : off;
+        } else {
+            bt[s] = load<T>(p.target, b * K + t.cls(s));
+        }
+        lb[s] = lg2(bt[s]);
+    }
+
+    float u[S], v[S], w[S];
+    float err;
+    int it;
+    if (p.labels && p.smoothing == 0.f) {
+        // One-hot closed form: the state after one iteration from g = 0, which is a fixed point.
+#pragma unroll
+        for (int s = 0; s < S; ++s) {
+            u[s] = t.cost(t.cls(s), static_cast<int>(y));
+            w[s] = la[s] + u[s];
+        }
+        t.col_lse(w, v);
+#pragma unroll
+        for (int s = 0; s < S; ++s) v[s] = t.cls(s) == y ? 0.f : v[s];
+        it = 1;
+        err = 0.f;
+    } else {
+        // u = Tf(0); then g-update, and the next f-update doubles as the convergence check: the row
+        // sums of the plan are a_i·2^(u_i - u'_i), so the L1 error needs no extra exponentials.
+        float un[S];
+        t.row_lse(lb, u);
+        for (it = 1;; ++it) {
+#pragma unroll
+            for (int s = 0; s < S; ++s) w[s] = la[s] + u[s];
+            t.col_lse(w, v);
+#pragma unroll
+            for (int s = 0; s < S; ++s) w[s] = lb[s] + v[s];
+            t.row_lse(w, un);
+            // a > 0 guard: a zero-mass row may have 2^(u - u') overflow, and 0·inf is NaN.
+            err = team_sum(t, [&](int s) { return a[s] > 0.f ? a[s] * fabsf(expm1f((u[s] - un[s]) * kLn2)) : 0.f; });
+            if (err <= p.tol || it >= p.max_iters) break;
+#pragma unroll
+            for (int s = 0; s < S; ++s) u[s] = un[s];
+        }
+    }
+
+    const float scale = p.eps * kLn2;  // log2 units scaled by 1/eps -> cost units
+    const float inv_k = 1.f / static_cast<float>(K);
+    const bool entropy = p.convention == CIRCOT_CONVENTION_ENTROPY;
+    const int64_t row = b * K;
+
+    // Plan and <P, C>, with the raw cost for the product.
+    float wr[S], wc[S];
+#pragma unroll
+    for (int s = 0; s < S; ++s) {
+        wr[s] = la[s] + u[s];
+        wc[s] = lb[s] + v[s];
+    }
+    float tc = 0.f;
+    t.for_each_pair(wr, wc, [&](int i, int j, float x) {
+        const float pij = ex2(x);
+        tc += pij * __ldg(p.cost + i * K + j);
+        if (p.plan) store<T>(p.plan, (row + i) * K + j, pij);
+    });
+    tc = t.sum(tc);
+
+    // Dual value <f, a> + <g, beta>; entropy convention adds -eps·(H(a) + H(beta)).
+    float dual = team_sum(t, [&](int s) { return a[s] * u[s] + bt[s] * v[s]; });
+    if (entropy) dual += team_sum(t, [&](int s) { return xlog2x(a[s], la[s]) + xlog2x(bt[s], lb[s]); });
+
+    // Potentials shifted to equal means; gradient = centred v (f, or f + eps·log a).
+    const float mean_u = team_sum(t, [&](int s) { return u[s]; }) * inv_k;
+    const float mean_v = team_sum(t, [&](int s) { return v[s]; }) * inv_k;
+    const float shift = 0.5f * (mean_v - mean_u);
+    float gs[S];
+#pragma unroll
+    for (int s = 0; s < S; ++s) gs[s] = entropy ? u[s] + la[s] : u[s];
+    const float mean_gs = team_sum(t, [&](int s) { return gs[s]; }) * inv_k;
+#pragma unroll
+    for (int s = 0; s < S; ++s) gs[s] -= mean_gs;
+    const float a_dot_gs = p.grad_logits ? team_sum(t, [&](int s) { return a[s] * gs[s]; }) : 0.f;
+
+#pragma unroll
+    for (int s = 0; s < S; ++s) {
+        if (!t.valid(s)) continue;
+        const int64_t o = row + t.cls(s);
+        store<T>(p.f, o, (u[s] + shift) * scale);
+        store<T>(p.g, o, (v[s] - shift) * scale);
+        store<T>(p.grad_source, o, gs[s] * scale);
+        if (p.grad_logits) store<T>(p.grad_logits, o, a[s] * (gs[s] - a_dot_gs) * scale);
+    }
+    if (t.leader()) {
+        store<T>(p.loss, b, dual * scale);
+        store<T>(p.transport_cost, b, tc);
+        store<T>(p.marginal_error, b, err);
+        p.iterations[b] = it;
+    }
+}
+
+}  // namespace circot

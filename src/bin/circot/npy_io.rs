@@ -1,0 +1,211 @@
+//! Reading `.npy` inputs of any supported numeric dtype (widened to f64 or i64, so the rest of
+//! the binary sees two element types) and encoding outputs in memory.
+
+use std::fmt;
+use std::io::Cursor;
+use std::path::Path;
+
+use ndarray::{Array1, Array2, ArrayD, Ix1, Ix2};
+use ndarray_npy::npy::header::Header;
+use ndarray_npy::{ReadNpyExt, WritableElement, WriteNpyExt};
+
+use crate::error::CliError;
+
+/// An array read from a `.npy` file, widened.
+pub enum Elements {
+    Float(ArrayD<f64>),
+    Int(ArrayD<i64>),
+}
+
+/// A loaded `.npy` file: its numpy dtype name (for messages), shape and elements.
+pub struct Npy {
+    pub dtype: &'static str,
+    pub elements: Elements,
+}
+
+impl Npy {
+    pub fn shape(&self) -> &[usize] {
+        match &self.elements {
+            Elements::Float(a) => a.shape(),
+            Elements::Int(a) => a.shape(),
+        }
+    }
+
+    /// "float32 with shape (3, 4)", for error messages.
+    pub fn describe(&self) -> String {
+        format!("{} with shape {}", self.dtype, Shape(self.shape()))
+    }
+}
+
+/// A shape written as numpy prints it: `(3,)`, `(3, 4)`.
+pub struct Shape<'a>(pub &'a [usize]);
+
+impl fmt::Display for Shape<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            [n] => write!(f, "({n},)"),
+            dims => {
+                let dims: Vec<String> = dims.iter().map(usize::to_string).collect();
+                write!(f, "({})", dims.join(", "))
+            }
+        }
+    }
+}
+
+/// The dtypes accepted, by the type code of a numpy descriptor such as `<f8` or `|u1`.
+#[derive(Clone, Copy)]
+enum Dtype {
+    F32,
+    F64,
+    I8,
+    I16,
+    I32,
+    I64,
+    U8,
+    U16,
+    U32,
+    U64,
+}
+
+impl Dtype {
+    fn from_descriptor(descr: &str) -> Option<Self> {
+        let code = descr.trim_start_matches(['<', '>', '|', '=']);
+        Some(match code {
+            "f4" => Dtype::F32,
+            "f8" => Dtype::F64,
+            "i1" => Dtype::I8,
+            "i2" => Dtype::I16,
+            "i4" => Dtype::I32,
+            "i8" => Dtype::I64,
+            "u1" => Dtype::U8,
+            "u2" => Dtype::U16,
+            "u4" => Dtype::U32,
+            "u8" => Dtype::U64,
+            _ => return None,
+        })
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Dtype::F32 => "float32",
+            Dtype::F64 => "float64",
+            Dtype::I8 => "int8",
+            Dtype::I16 => "int16",
+            Dtype::I32 => "int32",
+            Dtype::I64 => "int64",
+            Dtype::U8 => "uint8",
+            Dtype::U16 => "uint16",
+            Dtype::U32 => "uint32",
+            Dtype::U64 => "uint64",
+        }
+    }
+}
+
+/// Reads a `.npy` file of a float or integer dtype.
+pub fn read(path: &Path) -> Result<Npy, CliError> {
+    let bytes = std::fs::read(path).map_err(|e| CliError::input(path, format!("cannot read: {e}")))?;
+    let malformed = |e: &dyn fmt::Display| CliError::input(path, format!("not a valid .npy file: {e}"));
+    let header = Header::from_reader(&mut Cursor::new(&bytes)).map_err(|e| malformed(&e))?;
+    // The descriptor is a Python literal: a quoted string for plain dtypes, a list for records.
+    let descr = header.type_descriptor.to_string();
+    let descr = descr.trim_matches(['\'', '"']);
+    let dtype = Dtype::from_descriptor(descr).ok_or_else(|| {
+        CliError::input(
+            path,
+            format!("unsupported dtype {descr:?} (expected a float32/float64 or integer array)"),
+        )
+    })?;
+    let cursor = Cursor::new(&bytes);
+    let elements = match dtype {
+        Dtype::F32 => Elements::Float(read_as::<f32>(cursor, path)?.mapv(f64::from)),
+        Dtype::F64 => Elements::Float(read_as::<f64>(cursor, path)?),
+        Dtype::I8 => Elements::Int(read_as::<i8>(cursor, path)?.mapv(i64::from)),
+        Dtype::I16 => Elements::Int(read_as::<i16>(cursor, path)?.mapv(i64::from)),
+        Dtype::I32 => Elements::Int(read_as::<i32>(cursor, path)?.mapv(i64::from)),
+        Dtype::I64 => Elements::Int(read_as::<i64>(cursor, path)?),
+        Dtype::U8 => Elements::Int(read_as::<u8>(cursor, path)?.mapv(i64::from)),
+        Dtype::U16 => Elements::Int(read_as::<u16>(cursor, path)?.mapv(i64::from)),
+        Dtype::U32 => Elements::Int(read_as::<u32>(cursor, path)?.mapv(i64::from)),
+        Dtype::U64 => {
+            let values = read_as::<u64>(cursor, path)?;
+            if let Some(v) = values.iter().find(|v| i64::try_from(**v).is_err()) {
+                return Err(CliError::input(path, format!("value {v} does not fit in int64")));
+            }
+            // Every value fits (checked above); the fallback is unreachable.
+            Elements::Int(values.mapv(|v| i64::try_from(v).unwrap_or(i64::MAX)))
+        }
+    };
+    Ok(Npy {
+        dtype: dtype.name(),
+        elements,
+    })
+}
+
+fn read_as<A: ndarray_npy::ReadableElement>(
+    cursor: Cursor<&Vec<u8>>,
+    path: &Path,
+) -> Result<ArrayD<A>, CliError> {
+    ArrayD::<A>::read_npy(cursor)
+        .map_err(|e| CliError::input(path, format!("not a valid .npy file: {e}")))
+}
+
+/// A float array of exactly two dimensions (the cost or the sources).
+pub fn read_float_matrix(path: &Path, expected: &str) -> Result<Array2<f64>, CliError> {
+    let npy = read(path)?;
+    let description = npy.describe();
+    match npy.elements {
+        Elements::Float(a) if a.ndim() == 2 => a
+            .into_dimensionality::<Ix2>()
+            .map_err(|e| CliError::input(path, e.to_string())),
+        _ => Err(CliError::input(
+            path,
+            format!("expected {expected} float array, got {description}"),
+        )),
+    }
+}
+
+/// What a target file holds.
+pub enum TargetData {
+    /// (B,) integer labels.
+    Labels(Array1<i64>),
+    /// (B, K) float distributions.
+    Distributions(Array2<f64>),
+}
+
+/// A target file: integer (B,) labels or float (B, K) distributions; anything else is an error.
+pub fn read_target(path: &Path) -> Result<TargetData, CliError> {
+    let npy = read(path)?;
+    let description = npy.describe();
+    let wrong = || {
+        CliError::input(
+            path,
+            format!(
+                "target must be (B,) integer labels or (B, K) float distributions, got {description}"
+            ),
+        )
+    };
+    match npy.elements {
+        Elements::Int(a) if a.ndim() == 1 => {
+            a.into_dimensionality::<Ix1>().map(TargetData::Labels).map_err(|_| wrong())
+        }
+        Elements::Float(a) if a.ndim() == 2 => a
+            .into_dimensionality::<Ix2>()
+            .map(TargetData::Distributions)
+            .map_err(|_| wrong()),
+        _ => Err(wrong()),
+    }
+}
+
+/// Encodes an array as `.npy` bytes, so that every output exists in memory before any is written.
+pub fn encode<A, D>(array: &ndarray::Array<A, D>) -> Vec<u8>
+where
+    A: WritableElement,
+    D: ndarray::Dimension,
+{
+    let mut bytes = Vec::new();
+    // Writing standard-layout numeric arrays to a Vec cannot fail.
+    array
+        .write_npy(&mut bytes)
+        .expect("encoding a numeric array into memory");
+    bytes
+}
