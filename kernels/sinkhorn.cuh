@@ -41,6 +41,9 @@ __host__ __device__ __forceinline__ float neg_lse2(const float (&x)[N]) {
     return -(m + lg2(s));
 }
 
+// Divisions use __fdividef (MUFU.RCP + FMUL, 2 ulp): an IEEE division brings a slow-path subroutine
+// whose calling convention costs registers and stack; none of the divisors here is near the
+// __fdividef range limit (|b| > 2^126).
 __host__ __device__ __forceinline__ float to_f32(float x) { return x; }
 __host__ __device__ __forceinline__ float to_f32(__half x) { return __half2float(x); }
 __host__ __device__ __forceinline__ float to_f32(__nv_bfloat16 x) { return __bfloat162float(x); }
@@ -75,7 +78,7 @@ __host__ __device__ __forceinline__ void store(void* base, int64_t i, float x) {
 // thread of the block.
 __device__ __forceinline__ void load_scaled_cost(const SinkhornParams& p, int n_rows, int stride,
                                                  float* rows, float* cols) {
-    const float scale = kLog2e / p.eps;
+    const float scale = __fdividef(kLog2e, p.eps);
     const int k = p.k;
     for (int t = threadIdx.x; t < n_rows * stride; t += blockDim.x) {
         const int i = t / stride, j = t % stride;
@@ -95,16 +98,16 @@ struct ThreadTeam {
     static constexpr int kStride = (K + 3) / 4 * 4;
     const float* rows;
 
-    __host__ __device__ int k() const { return K; }
-    __host__ __device__ int cls(int s) const { return s; }
-    __host__ __device__ bool valid(int) const { return true; }
-    __host__ __device__ bool leader() const { return true; }
-    __host__ __device__ float sum(float x) const { return x; }
-    __host__ __device__ float max(float x) const { return x; }
-    __host__ __device__ float cost(int i, int j) const { return rows[i * kStride + j]; }
+    __host__ __device__ __forceinline__ int k() const { return K; }
+    __host__ __device__ __forceinline__ int cls(int s) const { return s; }
+    __host__ __device__ __forceinline__ bool valid(int) const { return true; }
+    __host__ __device__ __forceinline__ bool leader() const { return true; }
+    __host__ __device__ __forceinline__ float sum(float x) const { return x; }
+    __host__ __device__ __forceinline__ float max(float x) const { return x; }
+    __host__ __device__ __forceinline__ float cost(int i, int j) const { return rows[i * kStride + j]; }
 
     // f-update shape: out_i = -LSE2_j(w_j - c[i][j]).
-    __host__ __device__ void row_lse(const float (&w)[K], float (&out)[K]) {
+    __host__ __device__ __forceinline__ void row_lse(const float (&w)[K], float (&out)[K]) {
 #pragma unroll
         for (int i = 0; i < K; ++i) {
             float x[K];
@@ -115,7 +118,7 @@ struct ThreadTeam {
     }
 
     // g-update shape: out_j = -LSE2_i(w_i - c[i][j]).
-    __host__ __device__ void col_lse(const float (&w)[K], float (&out)[K]) {
+    __host__ __device__ __forceinline__ void col_lse(const float (&w)[K], float (&out)[K]) {
 #pragma unroll
         for (int j = 0; j < K; ++j) {
             float x[K];
@@ -127,7 +130,7 @@ struct ThreadTeam {
 
     // f(i, j, wr_i + wc_j - c[i][j]) for every pair.
     template <class F>
-    __host__ __device__ void for_each_pair(const float (&wr)[K], const float (&wc)[K], F f) {
+    __host__ __device__ __forceinline__ void for_each_pair(const float (&wr)[K], const float (&wc)[K], F f) {
 #pragma unroll
         for (int i = 0; i < K; ++i) {
 #pragma unroll
@@ -150,18 +153,18 @@ struct WarpTeam {
     int kk;
     int phase;
 
-    __host__ __device__ int k() const { return kk; }
-    __host__ __device__ int cls(int) const { return lane; }
-    __host__ __device__ bool valid(int) const { return lane < kk; }
-    __host__ __device__ bool leader() const { return lane == 0; }
+    __host__ __device__ __forceinline__ int k() const { return kk; }
+    __host__ __device__ __forceinline__ int cls(int) const { return lane; }
+    __host__ __device__ __forceinline__ bool valid(int) const { return lane < kk; }
+    __host__ __device__ __forceinline__ bool leader() const { return lane == 0; }
     // Butterfly: every lane ends with the same bits (each step adds the same two operands), so a loop
     // exit that depends on a sum is warp-uniform.
-    __host__ __device__ float sum(float x) const {
+    __host__ __device__ __forceinline__ float sum(float x) const {
 #pragma unroll
         for (int o = 16; o > 0; o >>= 1) x += __shfl_xor_sync(0xffffffffu, x, o);
         return x;
     }
-    __host__ __device__ float max(float x) const {
+    __host__ __device__ __forceinline__ float max(float x) const {
 #pragma unroll
         for (int o = 16; o > 0; o >>= 1) x = fmaxf(x, __shfl_xor_sync(0xffffffffu, x, o));
         return x;
@@ -169,7 +172,7 @@ struct WarpTeam {
 
     // Publishes w (one value per lane) to the next buffer; lanes >= K publish -inf or finite garbage
     // only where a zero cost pad or a -inf partner makes it harmless.
-    __host__ __device__ const float4* exchange(float w) {
+    __host__ __device__ __forceinline__ const float4* exchange(float w) {
         float* buf = gather + 32 * phase;
         phase ^= 1;
         buf[lane] = w;
@@ -177,14 +180,14 @@ struct WarpTeam {
         return reinterpret_cast<const float4*>(buf);
     }
 
-    __host__ __device__ float cost(int i, int j) const { return rows[i * kStride + j]; }
-    __host__ __device__ void row_lse(const float (&w)[1], float (&out)[1]) { out[0] = lse(w[0], rows); }
-    __host__ __device__ void col_lse(const float (&w)[1], float (&out)[1]) { out[0] = lse(w[0], cols); }
+    __host__ __device__ __forceinline__ float cost(int i, int j) const { return rows[i * kStride + j]; }
+    __host__ __device__ __forceinline__ void row_lse(const float (&w)[1], float (&out)[1]) { out[0] = lse(w[0], rows); }
+    __host__ __device__ __forceinline__ void col_lse(const float (&w)[1], float (&out)[1]) { out[0] = lse(w[0], cols); }
 
     // -LSE2_j(w_j - c[lane][j]) with c = rows or cols (the transpose): two passes (max, then sum)
     // over shared memory rather than 32 run-time-indexed values per lane, which would go to local
     // memory; the trip count ceil(K/4) is the same for every lane.
-    __host__ __device__ float lse(float w, const float* c) {
+    __host__ __device__ __forceinline__ float lse(float w, const float* c) {
         const float4* wv = exchange(w);
         const float4* cv = reinterpret_cast<const float4*>(c + lane * kStride);
         const int n4 = (kk + 3) / 4;
@@ -205,7 +208,7 @@ struct WarpTeam {
     // Lane j visits column j: f(i, j, wr_i + wc_j - c[i][j]) for i < K, so stores of a plan row are
     // coalesced across lanes.
     template <class F>
-    __host__ __device__ void for_each_pair(const float (&wr)[1], const float (&wc)[1], F f) {
+    __host__ __device__ __forceinline__ void for_each_pair(const float (&wr)[1], const float (&wc)[1], F f) {
         const float* wi = reinterpret_cast<const float*>(exchange(wr[0]));
         if (lane >= kk) return;
         for (int i = 0; i < kk; ++i) f(i, lane, wi[i] + wc[0] - cols[lane * kStride + i]);
@@ -225,7 +228,7 @@ __host__ __device__ __forceinline__ float team_sum(const Team& t, F f) {
 __host__ __device__ __forceinline__ float xlog2x(float x, float lx) { return x > 0.f ? x * lx : 0.f; }
 
 template <class T, class Team>
-__host__ __device__ void write_ignored(Team& t, const SinkhornParams& p, int64_t b) {
+__host__ __device__ __forceinline__ void write_ignored(Team& t, const SinkhornParams& p, int64_t b) {
     const int K = t.k();
 #pragma unroll
     for (int s = 0; s < Team::kSlots; ++s) {
@@ -293,7 +296,7 @@ __host__ __device__ __forceinline__ void solve(Team& t, const SinkhornParams& p,
         if (!t.valid(s)) {
             bt[s] = 0.f;
         } else if (p.labels) {
-            const float off = p.smoothing / static_cast<float>(K);
+            const float off = __fdividef(p.smoothing, static_cast<float>(K));
             bt[s] = t.cls(s) == y ? (1.f - p.smoothing) + off : off;
         } else {
             bt[s] = load<T>(p.target, b * K + t.cls(s));
@@ -337,7 +340,7 @@ __host__ __device__ __forceinline__ void solve(Team& t, const SinkhornParams& p,
     }
 
     const float scale = p.eps * kLn2;  // log2 units scaled by 1/eps -> cost units
-    const float inv_k = 1.f / static_cast<float>(K);
+    const float inv_k = __fdividef(1.f, static_cast<float>(K));
     const bool entropy = p.convention == CIRCOT_CONVENTION_ENTROPY;
     const int64_t row = b * K;
 
