@@ -13,7 +13,12 @@ pub fn run(args: &CostArgs) -> Result<(), CliError> {
         CostKind::Circumplex => "circumplex",
         CostKind::Uniform => "uniform",
     };
-    println!("{} {kind} cost (K = {}, max {}):", args.preset, cost.k(), cost.max());
+    println!(
+        "{} {kind} cost (K = {}, max {}):",
+        args.preset,
+        cost.k(),
+        cost.max()
+    );
     print!("{cost}");
     if let Some(path) = &args.out {
         let bytes = npy_io::encode(&cost.view().to_owned());

@@ -74,7 +74,10 @@ fn report(
     let iterations: Vec<u64> = s.iterations.iter().map(|&i| u64::from(i)).collect();
     let total_iterations: u64 = iterations.iter().sum();
     let tol = options.effective_tol::<f32>(k, eps / EPS_FACTOR);
-    let grad = s.grad_logits.as_ref().map(|g| g.slice(s![..CHECKED, ..]).to_owned());
+    let grad = s
+        .grad_logits
+        .as_ref()
+        .map(|g| g.slice(s![..CHECKED, ..]).to_owned());
     let max_loss_diff = max_abs_diff(s.loss.slice(s![..CHECKED]).iter(), reference.loss.iter());
     let max_grad_diff = match (&grad, &reference.grad_logits) {
         (Some(g), Some(r)) => max_abs_diff(g.iter(), r.iter()),
@@ -112,10 +115,7 @@ fn report(
     );
 }
 
-fn max_abs_diff<'a>(
-    a: impl Iterator<Item = &'a f32>,
-    b: impl Iterator<Item = &'a f32>,
-) -> f64 {
+fn max_abs_diff<'a>(a: impl Iterator<Item = &'a f32>, b: impl Iterator<Item = &'a f32>) -> f64 {
     a.zip(b)
         .map(|(x, y)| (x.as_f64() - y.as_f64()).abs())
         .fold(0.0, f64::max)

@@ -103,8 +103,10 @@ impl Dtype {
 
 /// Reads a `.npy` file of a float or integer dtype.
 pub fn read(path: &Path) -> Result<Npy, CliError> {
-    let bytes = std::fs::read(path).map_err(|e| CliError::input(path, format!("cannot read: {e}")))?;
-    let malformed = |e: &dyn fmt::Display| CliError::input(path, format!("not a valid .npy file: {e}"));
+    let bytes =
+        std::fs::read(path).map_err(|e| CliError::input(path, format!("cannot read: {e}")))?;
+    let malformed =
+        |e: &dyn fmt::Display| CliError::input(path, format!("not a valid .npy file: {e}"));
     let header = Header::from_reader(&mut Cursor::new(&bytes)).map_err(|e| malformed(&e))?;
     // The descriptor is a Python literal: a quoted string for plain dtypes, a list for records.
     let descr = header.type_descriptor.to_string();
@@ -129,7 +131,10 @@ pub fn read(path: &Path) -> Result<Npy, CliError> {
         Dtype::U64 => {
             let values = read_as::<u64>(cursor, path)?;
             if let Some(v) = values.iter().find(|v| i64::try_from(**v).is_err()) {
-                return Err(CliError::input(path, format!("value {v} does not fit in int64")));
+                return Err(CliError::input(
+                    path,
+                    format!("value {v} does not fit in int64"),
+                ));
             }
             // Every value fits (checked above); the fallback is unreachable.
             Elements::Int(values.mapv(|v| i64::try_from(v).unwrap_or(i64::MAX)))
@@ -185,9 +190,10 @@ pub fn read_target(path: &Path) -> Result<TargetData, CliError> {
         )
     };
     match npy.elements {
-        Elements::Int(a) if a.ndim() == 1 => {
-            a.into_dimensionality::<Ix1>().map(TargetData::Labels).map_err(|_| wrong())
-        }
+        Elements::Int(a) if a.ndim() == 1 => a
+            .into_dimensionality::<Ix1>()
+            .map(TargetData::Labels)
+            .map_err(|_| wrong()),
         Elements::Float(a) if a.ndim() == 2 => a
             .into_dimensionality::<Ix2>()
             .map(TargetData::Distributions)
