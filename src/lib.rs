@@ -57,5 +57,5 @@ pub use error::{Error, Operand, Result};
 pub use problem::{
     Convention, DEFAULT_MAX_ITERS, DEFAULT_TOL, Executed, SolveOptions, Solution, Source, Target,
 };
-pub use real::Real;
+pub use real::{Element, Real};
 pub use validate::row_sum_tolerance;

@@ -2,7 +2,7 @@
 
 use ndarray::{Array1, Array2, Array3, ArrayView1, ArrayView2};
 
-use crate::real::Real;
+use crate::real::{Element, Real};
 
 /// A batch of source distributions `a`, one row per problem (B × K).
 #[derive(Debug, Clone, Copy)]
@@ -135,9 +135,9 @@ impl SolveOptions {
     /// raised to the precision floor of `T`, `K · (max C / ε) · ε_mach(T)`, below which rounding
     /// of the potentials alone keeps the marginal error (in f64 the floor only matters for
     /// `max C / ε` beyond ~10⁸; in f32 at `ε = 0.05·max C`, `K = 8`, it is about 2·10⁻⁵).
-    pub fn effective_tol<T: Real>(&self, k: usize, max_cost: f64) -> f64 {
+    pub fn effective_tol<T: Element>(&self, k: usize, max_cost: f64) -> f64 {
         self.tol.unwrap_or_else(|| {
-            let floor = k as f64 * (max_cost / self.eps) * T::epsilon().as_f64();
+            let floor = k as f64 * (max_cost / self.eps) * T::EPSILON;
             DEFAULT_TOL.max(floor)
         })
     }

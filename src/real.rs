@@ -1,4 +1,5 @@
-//! The element types the solvers compute in: `f32` and `f64` (sealed).
+//! Element types: what arrays may hold ([`Element`]: f32, f64, f16, bf16) and what the CPU
+//! solvers compute in ([`Real`]: f32, f64). Both sealed.
 
 use num_traits::Float;
 
@@ -6,31 +7,39 @@ mod sealed {
     pub trait Sealed {}
     impl Sealed for f32 {}
     impl Sealed for f64 {}
+    impl Sealed for half::f16 {}
+    impl Sealed for half::bf16 {}
 }
 
-/// A floating-point element type the CPU solvers compute in. Implemented for `f32` and `f64` only.
-pub trait Real:
-    Float
+/// A type batches may be stored in: `f32`, `f64`, `half::f16`, `half::bf16`.
+pub trait Element:
+    Copy
     + Default
+    + PartialOrd
     + Send
     + Sync
     + std::fmt::Debug
     + std::fmt::Display
-    + std::iter::Sum
     + bytemuck::Pod
     + 'static
     + sealed::Sealed
 {
-    /// The type's name as the CLI spells it (`"f32"`, `"f64"`).
+    /// The type's name as the CLI spells it (`"f32"`, `"f64"`, `"f16"`, `"bf16"`).
     const NAME: &'static str;
-    /// Converts from `f64`, rounding to nearest.
+    /// Machine epsilon (the gap between 1 and the next representable number).
+    const EPSILON: f64;
+    /// Converts from `f64`, rounding to nearest (even).
     fn from_f64(x: f64) -> Self;
     /// Converts to `f64` exactly.
     fn as_f64(self) -> f64;
 }
 
-impl Real for f32 {
+/// An element type the CPU solvers compute in: `f32` or `f64`.
+pub trait Real: Element + Float + std::iter::Sum {}
+
+impl Element for f32 {
     const NAME: &'static str = "f32";
+    const EPSILON: f64 = f32::EPSILON as f64;
     fn from_f64(x: f64) -> Self {
         x as f32
     }
@@ -39,8 +48,9 @@ impl Real for f32 {
     }
 }
 
-impl Real for f64 {
+impl Element for f64 {
     const NAME: &'static str = "f64";
+    const EPSILON: f64 = f64::EPSILON;
     fn from_f64(x: f64) -> Self {
         x
     }
@@ -48,3 +58,28 @@ impl Real for f64 {
         self
     }
 }
+
+impl Element for half::f16 {
+    const NAME: &'static str = "f16";
+    const EPSILON: f64 = 9.765625e-4; // 2^-10
+    fn from_f64(x: f64) -> Self {
+        half::f16::from_f64(x)
+    }
+    fn as_f64(self) -> f64 {
+        self.to_f64()
+    }
+}
+
+impl Element for half::bf16 {
+    const NAME: &'static str = "bf16";
+    const EPSILON: f64 = 7.8125e-3; // 2^-7
+    fn from_f64(x: f64) -> Self {
+        half::bf16::from_f64(x)
+    }
+    fn as_f64(self) -> f64 {
+        self.to_f64()
+    }
+}
+
+impl Real for f32 {}
+impl Real for f64 {}

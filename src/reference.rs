@@ -8,7 +8,7 @@ use crate::cost::CostMatrix;
 use crate::driver::{Iterate, solve_batch};
 use crate::lse::lse;
 use crate::problem::{Executed, SolveOptions, Solution, Source, Target};
-use crate::real::Real;
+use crate::real::{Element, Real};
 use crate::rows::ProblemRows;
 
 struct Literal {
@@ -60,7 +60,7 @@ pub(crate) fn solve<T: Real>(
     target: &Target<'_, T>,
     options: &SolveOptions,
 ) -> Solution<T> {
-    let widen = |v: ndarray::ArrayView2<'_, T>| v.mapv(Real::as_f64);
+    let widen = |v: ndarray::ArrayView2<'_, T>| v.mapv(Element::as_f64);
     let source64: Array2<f64> = widen(source.view());
     let source64 = match source {
         Source::Probabilities(_) => Source::Probabilities(source64.view()),

@@ -6,17 +6,17 @@ use ndarray::ArrayView2;
 use crate::cost::{CostMatrix, check_class_count};
 use crate::error::{Error, Operand, Result};
 use crate::problem::{Convention, SolveOptions, Source, Target};
-use crate::real::Real;
+use crate::real::Element;
 
 /// How far a probability row's sum may be from 1: `max(1e-5, K·ε_mach(T))`. Rows are
 /// renormalised after this check, so it only has to catch real mistakes (unnormalised rows, the
 /// wrong axis), while accepting rows rounded to the element type.
-pub fn row_sum_tolerance<T: Real>(k: usize) -> f64 {
-    1e-5_f64.max(k as f64 * T::epsilon().as_f64())
+pub fn row_sum_tolerance<T: Element>(k: usize) -> f64 {
+    1e-5_f64.max(k as f64 * T::EPSILON)
 }
 
 /// Checks a whole request.
-pub fn check_request<T: Real>(
+pub fn check_request<T: Element>(
     cost: &CostMatrix,
     source: &Source<'_, T>,
     target: &Target<'_, T>,
@@ -33,7 +33,7 @@ pub fn check_request<T: Real>(
             check_simplex_rows(*p, Operand::Source)?;
             if options.convention == Convention::Entropy
                 && let Some(((problem, class), _)) =
-                    p.indexed_iter().find(|(_, v)| **v == T::zero())
+                    p.indexed_iter().find(|(_, v)| v.as_f64() == 0.0)
             {
                 return Err(Error::EntropyGradientAtZero { problem, class });
             }
@@ -94,8 +94,8 @@ fn check_shape<T>(what: &'static str, a: ArrayView2<'_, T>, batch: usize, k: usi
     Ok(())
 }
 
-fn check_finite<T: Real>(a: ArrayView2<'_, T>, operand: Operand) -> Result<()> {
-    match a.indexed_iter().find(|(_, v)| !v.is_finite()) {
+fn check_finite<T: Element>(a: ArrayView2<'_, T>, operand: Operand) -> Result<()> {
+    match a.indexed_iter().find(|(_, v)| !v.as_f64().is_finite()) {
         Some(((problem, class), v)) => Err(Error::NotFinite {
             operand,
             problem,
@@ -106,9 +106,9 @@ fn check_finite<T: Real>(a: ArrayView2<'_, T>, operand: Operand) -> Result<()> {
     }
 }
 
-fn check_simplex_rows<T: Real>(a: ArrayView2<'_, T>, operand: Operand) -> Result<()> {
+fn check_simplex_rows<T: Element>(a: ArrayView2<'_, T>, operand: Operand) -> Result<()> {
     check_finite(a, operand)?;
-    if let Some(((problem, class), v)) = a.indexed_iter().find(|(_, v)| **v < T::zero()) {
+    if let Some(((problem, class), v)) = a.indexed_iter().find(|(_, v)| v.as_f64() < 0.0) {
         return Err(Error::NegativeProbability {
             operand,
             problem,

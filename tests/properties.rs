@@ -3,7 +3,7 @@
 mod common;
 
 use circot::{
-    Backend, Convention, CostMatrix, Real, Solution, SolveOptions, Source, Target, solve,
+    Backend, Convention, CostMatrix, Element, Real, Solution, SolveOptions, Source, Target, solve,
 };
 use common::{asymmetric_cost, distributions, labels, logits, max_abs_diff, unit};
 use exact_impl::exact_ot;
@@ -21,7 +21,7 @@ fn cast<T: Real>(a: &Array2<f64>) -> Array2<T> {
 }
 
 fn f64s<T: Real>(a: &Array2<T>) -> Array2<f64> {
-    a.mapv(Real::as_f64)
+    a.mapv(Element::as_f64)
 }
 
 #[test]
@@ -358,7 +358,7 @@ fn agree<T: Real>(x: &Solution<T>, y: &Solution<f64>, tol: f64, what: &str) {
         let d = max_abs_diff(&a, b);
         assert!(d <= tol, "{what}: {name} max|Δ| {d:e} > {tol:e}");
     }
-    let dl = max_abs_diff(&x.loss.mapv(Real::as_f64), &y.loss);
+    let dl = max_abs_diff(&x.loss.mapv(Element::as_f64), &y.loss);
     assert!(dl <= tol, "{what}: loss max|Δ| {dl:e}");
 }
 

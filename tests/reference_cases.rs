@@ -4,7 +4,7 @@
 mod common;
 
 use circot::{
-    Backend, Convention, CostMatrix, Real, SolveOptions, Solution, Source, Target, solve,
+    Backend, Convention, CostMatrix, Element, Real, SolveOptions, Solution, Source, Target, solve,
 };
 use common::{Case, max_abs_diff, shift_equal_means, unit};
 use ndarray::{Array1, Array2};
@@ -24,7 +24,7 @@ fn run<T: Real>(case: &Case, backend: Backend, options: &SolveOptions, labels: b
 }
 
 fn row(a: &Array2<impl Real>) -> Array1<f64> {
-    a.row(0).mapv(Real::as_f64)
+    a.row(0).mapv(Element::as_f64)
 }
 
 /// Compares a converged solve with the float64 reference, within `scale` units of rounding.
