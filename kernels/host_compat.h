@@ -13,6 +13,7 @@
 #define __global__
 #define __forceinline__ inline __attribute__((always_inline))
 #define __launch_bounds__(...)
+#define CIRCOT_UNROLL _Pragma("GCC unroll 32")
 // The emulator runs one block at a time, so a function-local static is exactly per-block shared memory.
 #define __shared__ static
 

@@ -24,7 +24,7 @@ constexpr int kMaxBlockThreads = 256;
 template <class T, int K>
 __device__ __forceinline__ void sinkhorn_thread(const SinkhornParams& p) {
     using Team = ThreadTeam<K>;
-    __shared__ alignas(16) float rows[K * Team::kStride];
+    alignas(16) __shared__ float rows[K * Team::kStride];
     load_scaled_cost(p, K, Team::kStride, rows, nullptr);
     Team team{rows};
     const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
@@ -37,9 +37,9 @@ __device__ __forceinline__ void sinkhorn_thread(const SinkhornParams& p) {
 // trips and all 32 are present in each collective, including warps past the last problem (no trip).
 template <class T>
 __device__ __forceinline__ void sinkhorn_warp(const SinkhornParams& p) {
-    __shared__ alignas(16) float rows[32 * WarpTeam::kStride];
-    __shared__ alignas(16) float cols[32 * WarpTeam::kStride];
-    __shared__ alignas(16) float gather[kMaxBlockThreads / 32][64];
+    alignas(16) __shared__ float rows[32 * WarpTeam::kStride];
+    alignas(16) __shared__ float cols[32 * WarpTeam::kStride];
+    alignas(16) __shared__ float gather[kMaxBlockThreads / 32][64];
     load_scaled_cost(p, 32, WarpTeam::kStride, rows, cols);
     const int warp = threadIdx.x / 32;
     WarpTeam team{rows, cols, gather[warp], static_cast<int>(threadIdx.x % 32), p.k, 0};

@@ -6,6 +6,7 @@
 #ifdef __CUDACC__
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
+#define CIRCOT_UNROLL _Pragma("unroll")
 #else
 #include "host_compat.h"
 #endif
@@ -32,11 +33,11 @@ __host__ __device__ __forceinline__ float lg2(float x) { return __log2f(x); }
 template <int N>
 __host__ __device__ __forceinline__ float neg_lse2(const float (&x)[N]) {
     float m = x[0];
-#pragma unroll
+CIRCOT_UNROLL
     for (int j = 1; j < N; ++j) m = fmaxf(m, x[j]);
     if (m == -inf()) return inf();
     float s = ex2(x[0] - m);
-#pragma unroll
+CIRCOT_UNROLL
     for (int j = 1; j < N; ++j) s += ex2(x[j] - m);
     return -(m + lg2(s));
 }
@@ -108,10 +109,10 @@ struct ThreadTeam {
 
     // f-update shape: out_i = -LSE2_j(w_j - c[i][j]).
     __host__ __device__ __forceinline__ void row_lse(const float (&w)[K], float (&out)[K]) {
-#pragma unroll
+CIRCOT_UNROLL
         for (int i = 0; i < K; ++i) {
             float x[K];
-#pragma unroll
+CIRCOT_UNROLL
             for (int j = 0; j < K; ++j) x[j] = w[j] - cost(i, j);
             out[i] = neg_lse2(x);
         }
@@ -119,10 +120,10 @@ struct ThreadTeam {
 
     // g-update shape: out_j = -LSE2_i(w_i - c[i][j]).
     __host__ __device__ __forceinline__ void col_lse(const float (&w)[K], float (&out)[K]) {
-#pragma unroll
+CIRCOT_UNROLL
         for (int j = 0; j < K; ++j) {
             float x[K];
-#pragma unroll
+CIRCOT_UNROLL
             for (int i = 0; i < K; ++i) x[i] = w[i] - cost(i, j);
             out[j] = neg_lse2(x);
         }
@@ -131,9 +132,9 @@ struct ThreadTeam {
     // f(i, j, wr_i + wc_j - c[i][j]) for every pair.
     template <class F>
     __host__ __device__ __forceinline__ void for_each_pair(const float (&wr)[K], const float (&wc)[K], F f) {
-#pragma unroll
+CIRCOT_UNROLL
         for (int i = 0; i < K; ++i) {
-#pragma unroll
+CIRCOT_UNROLL
             for (int j = 0; j < K; ++j) f(i, j, wr[i] + wc[j] - cost(i, j));
         }
     }
@@ -160,12 +161,12 @@ struct WarpTeam {
     // Butterfly: every lane ends with the same bits (each step adds the same two operands), so a loop
     // exit that depends on a sum is warp-uniform.
     __host__ __device__ __forceinline__ float sum(float x) const {
-#pragma unroll
+CIRCOT_UNROLL
         for (int o = 16; o > 0; o >>= 1) x += __shfl_xor_sync(0xffffffffu, x, o);
         return x;
     }
     __host__ __device__ __forceinline__ float max(float x) const {
-#pragma unroll
+CIRCOT_UNROLL
         for (int o = 16; o > 0; o >>= 1) x = fmaxf(x, __shfl_xor_sync(0xffffffffu, x, o));
         return x;
     }
@@ -219,7 +220,7 @@ struct WarpTeam {
 template <class Team, class F>
 __host__ __device__ __forceinline__ float team_sum(const Team& t, F f) {
     float s = 0.f;
-#pragma unroll
+CIRCOT_UNROLL
     for (int i = 0; i < Team::kSlots; ++i) s += t.valid(i) ? f(i) : 0.f;
     return t.sum(s);
 }
@@ -230,7 +231,7 @@ __host__ __device__ __forceinline__ float xlog2x(float x, float lx) { return x >
 template <class T, class Team>
 __host__ __device__ __forceinline__ void write_ignored(Team& t, const SinkhornParams& p, int64_t b) {
     const int K = t.k();
-#pragma unroll
+CIRCOT_UNROLL
     for (int s = 0; s < Team::kSlots; ++s) {
         if (!t.valid(s)) continue;
         const int64_t o = b * K + t.cls(s);
@@ -267,22 +268,22 @@ __host__ __device__ __forceinline__ void solve(Team& t, const SinkhornParams& p,
     float a[S], la[S];
     if (p.source_is_logits) {
         float z[S];
-#pragma unroll
+CIRCOT_UNROLL
         for (int s = 0; s < S; ++s) z[s] = t.valid(s) ? load<T>(p.source, b * K + t.cls(s)) : -inf();
         float mz = z[0];
-#pragma unroll
+CIRCOT_UNROLL
         for (int s = 1; s < S; ++s) mz = fmaxf(mz, z[s]);
         mz = t.max(mz);
-#pragma unroll
+CIRCOT_UNROLL
         for (int s = 0; s < S; ++s) la[s] = (z[s] - mz) * kLog2e;
         const float lsum = lg2(team_sum(t, [&](int s) { return ex2(la[s]); }));
-#pragma unroll
+CIRCOT_UNROLL
         for (int s = 0; s < S; ++s) {
             la[s] -= lsum;
             a[s] = ex2(la[s]);
         }
     } else {
-#pragma unroll
+CIRCOT_UNROLL
         for (int s = 0; s < S; ++s) {
             a[s] = t.valid(s) ? load<T>(p.source, b * K + t.cls(s)) : 0.f;
             la[s] = lg2(a[s]);
@@ -291,7 +292,7 @@ __host__ __device__ __forceinline__ void solve(Team& t, const SinkhornParams& p,
 
     // Target: beta and lb = log2 beta (-inf for zero mass).
     float bt[S], lb[S];
-#pragma unroll
+CIRCOT_UNROLL
     for (int s = 0; s < S; ++s) {
         if (!t.valid(s)) {
             bt[s] = 0.f;
@@ -309,13 +310,13 @@ __host__ __device__ __forceinline__ void solve(Team& t, const SinkhornParams& p,
     int it;
     if (p.labels && p.smoothing == 0.f) {
         // One-hot closed form: the state after one iteration from g = 0, which is a fixed point.
-#pragma unroll
+CIRCOT_UNROLL
         for (int s = 0; s < S; ++s) {
             u[s] = t.cost(t.cls(s), static_cast<int>(y));
             w[s] = la[s] + u[s];
         }
         t.col_lse(w, v);
-#pragma unroll
+CIRCOT_UNROLL
         for (int s = 0; s < S; ++s) v[s] = t.cls(s) == y ? 0.f : v[s];
         it = 1;
         err = 0.f;
@@ -325,16 +326,16 @@ __host__ __device__ __forceinline__ void solve(Team& t, const SinkhornParams& p,
         float un[S];
         t.row_lse(lb, u);
         for (it = 1;; ++it) {
-#pragma unroll
+CIRCOT_UNROLL
             for (int s = 0; s < S; ++s) w[s] = la[s] + u[s];
             t.col_lse(w, v);
-#pragma unroll
+CIRCOT_UNROLL
             for (int s = 0; s < S; ++s) w[s] = lb[s] + v[s];
             t.row_lse(w, un);
             // a > 0 guard: a zero-mass row may have 2^(u - u') overflow, and 0·inf is NaN.
             err = team_sum(t, [&](int s) { return a[s] > 0.f ? a[s] * fabsf(expm1f((u[s] - un[s]) * kLn2)) : 0.f; });
             if (err <= p.tol || it >= p.max_iters) break;
-#pragma unroll
+CIRCOT_UNROLL
             for (int s = 0; s < S; ++s) u[s] = un[s];
         }
     }
@@ -346,7 +347,7 @@ __host__ __device__ __forceinline__ void solve(Team& t, const SinkhornParams& p,
 
     // Plan and <P, C>, with the raw cost for the product.
     float wr[S], wc[S];
-#pragma unroll
+CIRCOT_UNROLL
     for (int s = 0; s < S; ++s) {
         wr[s] = la[s] + u[s];
         wc[s] = lb[s] + v[s];
@@ -368,14 +369,14 @@ __host__ __device__ __forceinline__ void solve(Team& t, const SinkhornParams& p,
     const float mean_v = team_sum(t, [&](int s) { return v[s]; }) * inv_k;
     const float shift = 0.5f * (mean_v - mean_u);
     float gs[S];
-#pragma unroll
+CIRCOT_UNROLL
     for (int s = 0; s < S; ++s) gs[s] = entropy ? u[s] + la[s] : u[s];
     const float mean_gs = team_sum(t, [&](int s) { return gs[s]; }) * inv_k;
-#pragma unroll
+CIRCOT_UNROLL
     for (int s = 0; s < S; ++s) gs[s] -= mean_gs;
     const float a_dot_gs = p.grad_logits ? team_sum(t, [&](int s) { return a[s] * gs[s]; }) : 0.f;
 
-#pragma unroll
+CIRCOT_UNROLL
     for (int s = 0; s < S; ++s) {
         if (!t.valid(s)) continue;
         const int64_t o = row + t.cls(s);
