@@ -44,7 +44,7 @@ pub struct SolveArgs {
     pub target: PathBuf,
 
     /// Entropic regularisation ε, in the units of the cost (not relative to max C).
-    #[arg(long, allow_negative_numbers = true)]
+    #[arg(long, allow_hyphen_values = true)]
     pub eps: f64,
 
     /// Iteration cap per problem [default: 1000].
@@ -53,7 +53,7 @@ pub struct SolveArgs {
 
     /// Stop a problem when its L1 row-marginal error is <= this [default: the library's, 1e-6
     /// raised to the dtype's precision floor K·(max C/ε)·ε_mach].
-    #[arg(long, allow_negative_numbers = true)]
+    #[arg(long, allow_hyphen_values = true)]
     pub tol: Option<f64>,
 
     /// Convention of the reported loss and gradients.

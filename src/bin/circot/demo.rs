@@ -3,7 +3,9 @@
 
 use std::time::Instant;
 
-use circot::{Backend, CostKind, CostMatrix, Preset, Element, Solution, SolveOptions, Source, Target};
+use circot::{
+    Backend, CostKind, CostMatrix, Element, Preset, Solution, SolveOptions, Source, Target,
+};
 use ndarray::{Array2, s};
 
 use crate::error::CliError;
