@@ -4,7 +4,7 @@ use std::str::FromStr;
 use std::sync::Once;
 
 use crate::cost::CostMatrix;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::problem::{SolveOptions, Solution, Source, Target};
 use crate::real::Real;
 use crate::validate::check_request;
@@ -13,8 +13,8 @@ use crate::{cpu, cuda, reference};
 /// Where to solve.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Backend {
-    /// CUDA when a driver, a device and built kernels are present and the element type is f32;
-    /// otherwise the CPU, saying why once on stderr.
+    /// CUDA when a driver, a device and built kernels are present and the element type is f32
+    /// (f64 always runs on the CPU); otherwise the CPU, saying why once on stderr.
     #[default]
     Auto,
     /// The rayon CPU backend.
@@ -69,18 +69,14 @@ pub fn solve<T: Real>(
     match backend {
         Backend::Reference => Ok(reference::solve(cost, &source, &target, options)),
         Backend::Cpu => Ok(cpu::solve(cost, &source, &target, options)),
-        Backend::Cuda => {
-            cuda::availability()?;
-            Err(Error::BackendUnavailable {
-                backend: "cuda",
-                reason: "not implemented".into(),
-            })
-        }
-        Backend::Auto => {
-            if let Err(why) = cuda::availability() {
+        Backend::Cuda => T::solve_on_cuda(cost, source, target, options),
+        Backend::Auto => match cuda::availability() {
+            Ok(()) if T::NAME == "f32" => T::solve_on_cuda(cost, source, target, options),
+            Ok(()) => Ok(cpu::solve(cost, &source, &target, options)),
+            Err(why) => {
                 FALLBACK_NOTICE.call_once(|| eprintln!("circot: using the CPU backend ({why})"));
+                Ok(cpu::solve(cost, &source, &target, options))
             }
-            Ok(cpu::solve(cost, &source, &target, options))
-        }
+        },
     }
 }

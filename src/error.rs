@@ -102,6 +102,13 @@ pub enum Error {
     )]
     EntropyGradientAtZero { problem: usize, class: usize },
 
+    /// A CUDA driver call failed after the backend was up (allocation, copy, launch).
+    #[error("CUDA {operation} failed: {message}")]
+    Cuda {
+        operation: &'static str,
+        message: String,
+    },
+
     /// The requested backend cannot run here (no driver, no device, kernels not built, dtype).
     #[error("{backend} backend unavailable: {reason}")]
     BackendUnavailable {

@@ -3,6 +3,10 @@
 
 use num_traits::Float;
 
+use crate::cost::CostMatrix;
+use crate::error::{Error, Result};
+use crate::problem::{SolveOptions, Solution, Source, Target};
+
 mod sealed {
     pub trait Sealed {}
     impl Sealed for f32 {}
@@ -35,7 +39,17 @@ pub trait Element:
 }
 
 /// An element type the CPU solvers compute in: `f32` or `f64`.
-pub trait Real: Element + Float + std::iter::Sum {}
+pub trait Real: Element + Float + std::iter::Sum {
+    /// Runs a validated request on the CUDA backend (f32), or says why it cannot (f64: the
+    /// kernels compute in f32).
+    #[doc(hidden)]
+    fn solve_on_cuda(
+        cost: &CostMatrix,
+        source: Source<'_, Self>,
+        target: Target<'_, Self>,
+        options: &SolveOptions,
+    ) -> Result<Solution<Self>>;
+}
 
 impl Element for f32 {
     const NAME: &'static str = "f32";
@@ -81,5 +95,37 @@ impl Element for half::bf16 {
     }
 }
 
-impl Real for f32 {}
-impl Real for f64 {}
+impl Real for f32 {
+    fn solve_on_cuda(
+        cost: &CostMatrix,
+        source: Source<'_, Self>,
+        target: Target<'_, Self>,
+        options: &SolveOptions,
+    ) -> Result<Solution<Self>> {
+        #[cfg(feature = "cuda")]
+        {
+            crate::cuda::solve_validated(cost, source, target, options)
+        }
+        #[cfg(not(feature = "cuda"))]
+        {
+            let _ = (cost, source, target, options);
+            crate::cuda::availability().map(|()| unreachable!())
+        }
+    }
+}
+
+impl Real for f64 {
+    fn solve_on_cuda(
+        _: &CostMatrix,
+        _: Source<'_, Self>,
+        _: Target<'_, Self>,
+        _: &SolveOptions,
+    ) -> Result<Solution<Self>> {
+        Err(Error::BackendUnavailable {
+            backend: "cuda",
+            reason: "the kernels compute in f32 and take f32, f16 or bf16 data; \
+                     f64 batches run on the cpu or reference backend"
+                .into(),
+        })
+    }
+}

@@ -68,7 +68,7 @@ pub fn check_request<T: Element>(
     Ok(())
 }
 
-fn check_options(options: &SolveOptions) -> Result<()> {
+pub(crate) fn check_options(options: &SolveOptions) -> Result<()> {
     if !(options.eps.is_finite() && options.eps > 0.0) {
         return Err(Error::Eps { value: options.eps });
     }

@@ -1,11 +1,51 @@
-//! The CUDA backend: handwritten kernels (`kernels/`), loaded and launched through cudarc.
+//! The CUDA backend: the handwritten kernels of `kernels/`, embedded as a fatbin by build.rs,
+//! loaded and launched through cudarc (dynamic loading: building needs no CUDA installation,
+//! and a machine without a driver or device gets an error, never a panic).
+//!
+//! Two entry points: [`solve`] (host arrays in, owned arrays out; chunks batches larger than
+//! free device memory) and [`enqueue`] (device buffers and a stream; no synchronisation and no
+//! host copies). Arithmetic is f32; storage is f32, f16 or bf16 ([`KernelElement`]).
+//!
+//! [`launch`] and [`params`] hold the launch geometry and the parameter block; they need no
+//! driver, so the tests use them to run the same kernels under a CPU emulator.
 
-use crate::error::{Error, Result};
+pub mod launch;
+pub mod params;
 
-/// Why CUDA cannot run here, or `Ok` if it can.
+#[cfg(feature = "cuda")]
+mod device;
+#[cfg(feature = "cuda")]
+mod driver;
+#[cfg(feature = "cuda")]
+mod host;
+
+#[cfg(feature = "cuda")]
+pub use device::{CudaKernels, DeviceCost, DeviceOutputs, DeviceSource, DeviceTarget, enqueue};
+#[cfg(feature = "cuda")]
+pub use driver::kernels_built;
+#[cfg(feature = "cuda")]
+pub use host::solve;
+#[cfg(feature = "cuda")]
+pub(crate) use host::solve_validated;
+pub use launch::{KernelElement, LaunchShape, launch_shape};
+pub use params::SinkhornParams;
+
+#[cfg(not(feature = "cuda"))]
+use crate::error::Error;
+use crate::error::Result;
+
+/// `Ok` if CUDA can run here (kernels built, driver present, device usable), or why not.
+/// Opens the device on first call; never panics.
 pub fn availability() -> Result<()> {
-    Err(Error::BackendUnavailable {
-        backend: "cuda",
-        reason: "the CUDA kernels are not part of this build yet".into(),
-    })
+    #[cfg(feature = "cuda")]
+    {
+        driver::Gpu::get().map(drop)
+    }
+    #[cfg(not(feature = "cuda"))]
+    {
+        Err(Error::BackendUnavailable {
+            backend: "cuda",
+            reason: "circot was built without its `cuda` feature".into(),
+        })
+    }
 }

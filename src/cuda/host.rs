@@ -1,0 +1,195 @@
+//! The host API of the CUDA backend: ndarray in, owned arrays out. Batches larger than the free
+//! device memory are solved in chunks.
+
+use std::sync::Arc;
+
+use cudarc::driver::{CudaSlice, CudaStream, DeviceRepr, ValidAsZeroBits};
+use ndarray::{Array1, Array2, Array3, s};
+
+use super::device::{DeviceCost, DeviceOutputs, DeviceSource, DeviceTarget, enqueue};
+use super::driver::{Gpu, cuda_error};
+use super::launch::KernelElement;
+use crate::cost::CostMatrix;
+use crate::error::Result;
+use crate::problem::{Executed, SolveOptions, Solution, Source, Target};
+use crate::validate::check_request;
+
+/// Share of the free device memory one chunk may use (the rest is headroom for other users).
+const MEMORY_SHARE: usize = 2;
+
+/// Solves a batch on device 0: validates on the host, copies in, launches, copies out.
+pub fn solve<E: KernelElement + DeviceRepr + ValidAsZeroBits>(
+    cost: &CostMatrix,
+    source: Source<'_, E>,
+    target: Target<'_, E>,
+    options: &SolveOptions,
+) -> Result<Solution<E>> {
+    check_request(cost, &source, &target, options)?;
+    solve_validated(cost, source, target, options)
+}
+
+/// [`solve`] for a request already checked.
+pub(crate) fn solve_validated<E: KernelElement + DeviceRepr + ValidAsZeroBits>(
+    cost: &CostMatrix,
+    source: Source<'_, E>,
+    target: Target<'_, E>,
+    options: &SolveOptions,
+) -> Result<Solution<E>> {
+    let gpu = Gpu::get()?;
+    let stream = &gpu.stream;
+    let (batch, k) = source.view().dim();
+    let logits = source.is_logits();
+    let mut host = HostOutputs::<E>::new(batch, k, logits, options.plan);
+    if batch > 0 {
+        let device_cost = DeviceCost::upload(stream, cost)?;
+        let per_problem = bytes_per_problem::<E>(k, &target, logits, options.plan);
+        let chunk = (gpu.free_memory()? / MEMORY_SHARE / per_problem).clamp(1, batch);
+        for start in (0..batch).step_by(chunk) {
+            let end = (start + chunk).min(batch);
+            let rows = s![start..end, ..];
+            let source_rows = upload(stream, source.view().slice(rows).iter().copied())?;
+            let device_source = if logits {
+                DeviceSource::Logits(&source_rows)
+            } else {
+                DeviceSource::Probabilities(&source_rows)
+            };
+            let target_rows;
+            let label_rows;
+            let device_target = match target {
+                Target::Labels { labels, smoothing } => {
+                    label_rows =
+                        upload(stream, labels.slice(s![start..end]).iter().copied())?;
+                    DeviceTarget::Labels {
+                        labels: &label_rows,
+                        smoothing,
+                    }
+                }
+                Target::Distributions(d) => {
+                    target_rows = upload(stream, d.slice(rows).iter().copied())?;
+                    DeviceTarget::Distributions(&target_rows)
+                }
+            };
+            let mut out = DeviceOutputs::alloc(stream, end - start, k, logits, options.plan)?;
+            enqueue(
+                &gpu.kernels,
+                stream,
+                &device_cost,
+                device_source,
+                device_target,
+                options,
+                &mut out,
+            )?;
+            host.download(stream, &out, start)?;
+        }
+        stream
+            .synchronize()
+            .map_err(|e| cuda_error("synchronize", e))?;
+    }
+    Ok(host.into_solution())
+}
+
+fn upload<T: DeviceRepr>(
+    stream: &Arc<CudaStream>,
+    values: impl Iterator<Item = T>,
+) -> Result<CudaSlice<T>> {
+    let values: Vec<T> = values.collect();
+    stream
+        .clone_htod(&values)
+        .map_err(|e| cuda_error("copy to device", e))
+}
+
+fn bytes_per_problem<E>(k: usize, target: &Target<'_, E>, logits: bool, plan: bool) -> usize {
+    let e = std::mem::size_of::<E>();
+    let target_bytes = match target {
+        Target::Labels { .. } => 8,
+        Target::Distributions(_) => k * e,
+    };
+    let outputs = e * (3 + 3 * k + if logits { k } else { 0 } + if plan { k * k } else { 0 }) + 4;
+    k * e + target_bytes + outputs
+}
+
+struct HostOutputs<E> {
+    batch: usize,
+    k: usize,
+    loss: Vec<E>,
+    transport_cost: Vec<E>,
+    f: Vec<E>,
+    g: Vec<E>,
+    grad_source: Vec<E>,
+    grad_logits: Option<Vec<E>>,
+    iterations: Vec<i32>,
+    marginal_error: Vec<E>,
+    plan: Option<Vec<E>>,
+}
+
+impl<E: KernelElement + DeviceRepr> HostOutputs<E> {
+    fn new(batch: usize, k: usize, logits: bool, plan: bool) -> Self {
+        let zeros = |n: usize| vec![E::from_f64(0.0); n];
+        HostOutputs {
+            batch,
+            k,
+            loss: zeros(batch),
+            transport_cost: zeros(batch),
+            f: zeros(batch * k),
+            g: zeros(batch * k),
+            grad_source: zeros(batch * k),
+            grad_logits: logits.then(|| zeros(batch * k)),
+            iterations: vec![0; batch],
+            marginal_error: zeros(batch),
+            plan: plan.then(|| zeros(batch * k * k)),
+        }
+    }
+
+    /// Copies a chunk's device outputs into place, starting at problem `start`.
+    fn download(
+        &mut self,
+        stream: &Arc<CudaStream>,
+        out: &DeviceOutputs<E>,
+        start: usize,
+    ) -> Result<()> {
+        let (n, k) = (out.batch, self.k);
+        fn copy<T: DeviceRepr>(
+            stream: &Arc<CudaStream>,
+            from: &CudaSlice<T>,
+            to: &mut [T],
+        ) -> Result<()> {
+            let from = from.slice(..to.len());
+            stream
+                .memcpy_dtoh(&from, to)
+                .map_err(|e| cuda_error("copy to host", e))
+        }
+        copy(stream, &out.loss, &mut self.loss[start..start + n])?;
+        copy(stream, &out.transport_cost, &mut self.transport_cost[start..start + n])?;
+        copy(stream, &out.f, &mut self.f[start * k..(start + n) * k])?;
+        copy(stream, &out.g, &mut self.g[start * k..(start + n) * k])?;
+        copy(stream, &out.grad_source, &mut self.grad_source[start * k..(start + n) * k])?;
+        copy(stream, &out.iterations, &mut self.iterations[start..start + n])?;
+        copy(stream, &out.marginal_error, &mut self.marginal_error[start..start + n])?;
+        if let (Some(from), Some(to)) = (&out.grad_logits, &mut self.grad_logits) {
+            copy(stream, from, &mut to[start * k..(start + n) * k])?;
+        }
+        if let (Some(from), Some(to)) = (&out.plan, &mut self.plan) {
+            copy(stream, from, &mut to[start * k * k..(start + n) * k * k])?;
+        }
+        Ok(())
+    }
+
+    fn into_solution(self) -> Solution<E> {
+        let (b, k) = (self.batch, self.k);
+        let matrix = |v: Vec<E>| Array2::from_shape_vec((b, k), v).expect("B x K buffer");
+        Solution {
+            loss: Array1::from(self.loss),
+            transport_cost: Array1::from(self.transport_cost),
+            f: matrix(self.f),
+            g: matrix(self.g),
+            grad_source: matrix(self.grad_source),
+            grad_logits: self.grad_logits.map(matrix),
+            iterations: self.iterations.into_iter().map(|n| n as u32).collect(),
+            marginal_error: Array1::from(self.marginal_error),
+            plan: self
+                .plan
+                .map(|v| Array3::from_shape_vec((b, k, k), v).expect("B x K x K buffer")),
+            executed: Executed::Cuda,
+        }
+    }
+}
