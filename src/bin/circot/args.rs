@@ -48,7 +48,7 @@ pub struct SolveArgs {
     pub eps: f64,
 
     /// Iteration cap per problem [default: 1000].
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", allow_hyphen_values = true)]
     pub max_iters: Option<u32>,
 
     /// Stop a problem when its L1 row-marginal error is <= this [default: the library's, 1e-6
@@ -68,7 +68,9 @@ pub struct SolveArgs {
     #[arg(long, value_enum, default_value_t = Dtype::F32)]
     pub dtype: Dtype,
 
-    /// Output directory (created if missing; nothing is written on error).
+    /// Output directory (created if missing; nothing is written on error). Receives loss,
+    /// transport_cost, marginal_error (B,); f, g, grad_source, grad_logits (with --logits)
+    /// (B, K), all in --dtype; iterations (B,) as uint32.
     #[arg(long, value_name = "DIR")]
     pub out: PathBuf,
 }
