@@ -704,7 +704,10 @@ fn bad_options_are_rejected() {
         "invalid value 'f16' for '--dtype <DTYPE>'",
     );
     request.fails(&["--convention", "kl2"], "invalid value 'kl2'");
-    request.fails(&["--max-iters", "-3"], "invalid value '-3' for '--max-iters <N>'");
+    request.fails(
+        &["--max-iters", "-3"],
+        "invalid value '-3' for '--max-iters <N>'",
+    );
     request.fails(&["--frobnicate"], "unexpected argument '--frobnicate'");
 }
 
