@@ -105,9 +105,7 @@ impl Dtype {
 pub fn read(path: &Path) -> Result<Npy, CliError> {
     let bytes =
         std::fs::read(path).map_err(|e| CliError::input(path, format!("cannot read: {e}")))?;
-    let malformed =
-        |e: &dyn fmt::Display| CliError::input(path, format!("not a valid .npy file: {e}"));
-    let header = Header::from_reader(&mut Cursor::new(&bytes)).map_err(|e| malformed(&e))?;
+    let header = Header::from_reader(&mut Cursor::new(&bytes)).map_err(|e| malformed(path, e))?;
     // The descriptor is a Python literal: a quoted string for plain dtypes, a list for records.
     let descr = header.type_descriptor.to_string();
     let descr = descr.trim_matches(['\'', '"']);
@@ -150,8 +148,11 @@ fn read_as<A: ndarray_npy::ReadableElement>(
     cursor: Cursor<&Vec<u8>>,
     path: &Path,
 ) -> Result<ArrayD<A>, CliError> {
-    ArrayD::<A>::read_npy(cursor)
-        .map_err(|e| CliError::input(path, format!("not a valid .npy file: {e}")))
+    ArrayD::<A>::read_npy(cursor).map_err(|e| malformed(path, e))
+}
+
+fn malformed(path: &Path, e: impl fmt::Display) -> CliError {
+    CliError::input(path, format!("not a valid .npy file: {e}"))
 }
 
 /// A float array of exactly two dimensions (the cost or the sources).
