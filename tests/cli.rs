@@ -1063,3 +1063,56 @@ fn every_integer_label_dtype_and_f32_inputs_are_accepted() {
         "label dtypes disagree"
     );
 }
+
+#[test]
+fn fortran_order_inputs_read_like_c_order() {
+    let cost = CostMatrix::preset(Preset::AffectNet7, CostKind::Circumplex);
+    let k = cost.k();
+    let (logits, targets, _) = batch(13, k);
+    let fortran = |a: &Array2<f64>| {
+        let f = a.t().as_standard_layout().t().to_owned();
+        assert!(f.t().is_standard_layout(), "column-major copy");
+        f
+    };
+    let tmp = TempDir::new().unwrap();
+    let path = |p: &Path| p.to_string_lossy().into_owned();
+    let mut losses = Vec::new();
+    for (name, order) in [("c", false), ("fortran", true)] {
+        let arrange = |a: &Array2<f64>| if order { fortran(a) } else { a.clone() };
+        let cost_path = write(
+            tmp.path(),
+            &format!("C-{name}.npy"),
+            &arrange(&cost.view().to_owned()),
+        );
+        let source_path = write(tmp.path(), &format!("S-{name}.npy"), &arrange(&logits));
+        let target_path = write(tmp.path(), &format!("T-{name}.npy"), &arrange(&targets));
+        let header = std::fs::read(&source_path).unwrap();
+        let header = String::from_utf8_lossy(&header[..128.min(header.len())]);
+        assert!(
+            header.contains(&format!(
+                "'fortran_order': {}",
+                if order { "True" } else { "False" }
+            )),
+            "{header}"
+        );
+        let out = tmp.path().join(format!("out-{name}"));
+        succeed(&[
+            "solve",
+            "--cost",
+            &path(&cost_path),
+            "--source",
+            &path(&source_path),
+            "--logits",
+            "--target",
+            &path(&target_path),
+            "--eps",
+            "0.1",
+            "--dtype",
+            "f64",
+            "--out",
+            &path(&out),
+        ]);
+        losses.push(read_matrix(&out, "grad_logits.npy", "f64"));
+    }
+    assert_eq!(losses[0], losses[1]);
+}
