@@ -33,8 +33,11 @@ __device__ __forceinline__ void sinkhorn_thread(const SinkhornParams& p) {
     }
 }
 
-// Whole warps walk the problems together (blockDim is a multiple of 32), so every lane makes the same
-// trips and all 32 are present in each collective, including warps past the last problem (no trip).
+// Whole warps walk the problems together (blockDim is a multiple of 32) and every lane makes the same
+// trips: the loop bound depends only on the block, and a warp past the last problem re-solves that
+// problem without storing. So all 32 lanes are present in each collective, and ptxas can see it: a
+// per-warp trip count would make it treat every shuffle as possibly divergent (a convergence check
+// and an out-of-line WARPSYNC call per collective, whose calling convention spilled registers).
 template <class T>
 __device__ __forceinline__ void sinkhorn_warp(const SinkhornParams& p) {
     alignas(16) __shared__ float rows[32 * WarpTeam::kStride];
@@ -42,10 +45,12 @@ __device__ __forceinline__ void sinkhorn_warp(const SinkhornParams& p) {
     alignas(16) __shared__ float gather[kMaxBlockThreads / 32][64];
     load_scaled_cost(p, 32, WarpTeam::kStride, rows, cols);
     const int warp = threadIdx.x / 32;
-    WarpTeam team{rows, cols, gather[warp], static_cast<int>(threadIdx.x % 32), p.k, 0};
-    const int64_t stride = static_cast<int64_t>(gridDim.x) * (blockDim.x / 32);
-    for (int64_t b = static_cast<int64_t>(blockIdx.x) * (blockDim.x / 32) + warp; b < p.batch; b += stride) {
-        solve<T>(team, p, b);
+    const int64_t warps = blockDim.x / 32;
+    // One team for all trips: its double buffer keeps alternating across problems.
+    WarpTeam team{rows, cols, gather[warp], static_cast<int>(threadIdx.x % 32), p.k, 0, true};
+    for (int64_t first = blockIdx.x * warps; first < p.batch; first += gridDim.x * warps) {
+        team.live = first + warp < p.batch;
+        solve<T>(team, p, team.live ? first + warp : p.batch - 1);
     }
 }
 

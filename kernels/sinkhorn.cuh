@@ -28,18 +28,22 @@ __host__ __device__ __forceinline__ float ex2(float x) { return exp2f(x); }
 __host__ __device__ __forceinline__ float lg2(float x) { return __log2f(x); }
 
 // -LSE2(x) = -log2 sum_j 2^x_j, accumulated in f32 after subtracting the max. Zero masses enter as
-// x = -inf; if all are -inf the max is -inf and x - max would be -inf - (-inf) = NaN, so that case
-// returns -(-inf) without evaluating it.
+// x = -inf. If all are -inf, x - max would be -inf - (-inf) = NaN: subtract 0 instead (every term is
+// then 2^-inf = 0) and return -(-inf). Selects, not branches: lanes of a warp stay converged.
+__host__ __device__ __forceinline__ float neg_lse2_finish(float m, float s) {
+    return m == -inf() ? inf() : -(m + lg2(s));
+}
+
 template <int N>
 __host__ __device__ __forceinline__ float neg_lse2(const float (&x)[N]) {
     float m = x[0];
 CIRCOT_UNROLL
     for (int j = 1; j < N; ++j) m = fmaxf(m, x[j]);
-    if (m == -inf()) return inf();
-    float s = ex2(x[0] - m);
+    const float shift = m == -inf() ? 0.f : m;
+    float s = ex2(x[0] - shift);
 CIRCOT_UNROLL
-    for (int j = 1; j < N; ++j) s += ex2(x[j] - m);
-    return -(m + lg2(s));
+    for (int j = 1; j < N; ++j) s += ex2(x[j] - shift);
+    return neg_lse2_finish(m, s);
 }
 
 // Divisions use __fdividef (MUFU.RCP + FMUL, 2 ulp): an IEEE division brings a slow-path subroutine
@@ -102,9 +106,12 @@ struct ThreadTeam {
     __host__ __device__ __forceinline__ int k() const { return K; }
     __host__ __device__ __forceinline__ int cls(int s) const { return s; }
     __host__ __device__ __forceinline__ bool valid(int) const { return true; }
+    __host__ __device__ __forceinline__ bool active() const { return true; }
+    __host__ __device__ __forceinline__ bool stores(int) const { return true; }
     __host__ __device__ __forceinline__ bool leader() const { return true; }
     __host__ __device__ __forceinline__ float sum(float x) const { return x; }
     __host__ __device__ __forceinline__ float max(float x) const { return x; }
+    __host__ __device__ __forceinline__ bool all(bool x) const { return x; }
     __host__ __device__ __forceinline__ float cost(int i, int j) const { return rows[i * kStride + j]; }
 
     // f-update shape: out_i = -LSE2_j(w_j - c[i][j]).
@@ -143,6 +150,10 @@ CIRCOT_UNROLL
 // One warp per problem, lane = class (lanes >= K carry zero mass and are left out of sums and stores,
 // but take part in every collective). Vectors are exchanged through a per-warp shared buffer, read
 // by every lane as broadcast float4 loads alongside its own cost row.
+//
+// Team interface used by solve(): kSlots classes per thread, slot s is class cls(s) if valid(s);
+// stores(s)/leader() say who writes per-class/per-problem outputs (active(): the problem is real);
+// sum/max/all reduce over the team; row_lse/col_lse are the f/g-update shapes.
 struct WarpTeam {
     static constexpr int kSlots = 1;
     // 32 classes + 4: rows stay 16-byte aligned and the 8 lanes of one LDS.128 phase hit distinct banks.
@@ -153,11 +164,14 @@ struct WarpTeam {
     int lane;
     int kk;
     int phase;
+    bool live;  // false: the warp is past the last problem and repeats one only to stay converged
 
     __host__ __device__ __forceinline__ int k() const { return kk; }
     __host__ __device__ __forceinline__ int cls(int) const { return lane; }
     __host__ __device__ __forceinline__ bool valid(int) const { return lane < kk; }
-    __host__ __device__ __forceinline__ bool leader() const { return lane == 0; }
+    __host__ __device__ __forceinline__ bool active() const { return live; }
+    __host__ __device__ __forceinline__ bool stores(int s) const { return live && valid(s); }
+    __host__ __device__ __forceinline__ bool leader() const { return live && lane == 0; }
     // Butterfly: every lane ends with the same bits (each step adds the same two operands), so a loop
     // exit that depends on a sum is warp-uniform.
     __host__ __device__ __forceinline__ float sum(float x) const {
@@ -170,9 +184,10 @@ CIRCOT_UNROLL
         for (int o = 16; o > 0; o >>= 1) x = fmaxf(x, __shfl_xor_sync(0xffffffffu, x, o));
         return x;
     }
+    __host__ __device__ __forceinline__ bool all(bool x) const { return __all_sync(0xffffffffu, x); }
 
-    // Publishes w (one value per lane) to the next buffer; lanes >= K publish -inf or finite garbage
-    // only where a zero cost pad or a -inf partner makes it harmless.
+    // Publishes every lane's w in this warp's next buffer, for all lanes to read. Lanes >= K publish
+    // -inf (their mass is zero), so the padding of the last float4 adds nothing.
     __host__ __device__ __forceinline__ const float4* exchange(float w) {
         float* buf = gather + 32 * phase;
         phase ^= 1;
@@ -197,13 +212,13 @@ CIRCOT_UNROLL
             const float4 a = wv[q], b = cv[q];
             m = fmaxf(fmaxf(m, fmaxf(a.x - b.x, a.y - b.y)), fmaxf(a.z - b.z, a.w - b.w));
         }
-        if (m == -inf()) return inf();  // see neg_lse2
+        const float shift = m == -inf() ? 0.f : m;  // see neg_lse2
         float s = 0.f;
         for (int q = 0; q < n4; ++q) {
             const float4 a = wv[q], b = cv[q];
-            s += (ex2(a.x - b.x - m) + ex2(a.y - b.y - m)) + (ex2(a.z - b.z - m) + ex2(a.w - b.w - m));
+            s += (ex2(a.x - b.x - shift) + ex2(a.y - b.y - shift)) + (ex2(a.z - b.z - shift) + ex2(a.w - b.w - shift));
         }
-        return -(m + lg2(s));
+        return neg_lse2_finish(m, s);
     }
 
     // Lane j visits column j: f(i, j, wr_i + wc_j - c[i][j]) for i < K, so stores of a plan row are
@@ -211,8 +226,9 @@ CIRCOT_UNROLL
     template <class F>
     __host__ __device__ __forceinline__ void for_each_pair(const float (&wr)[1], const float (&wc)[1], F f) {
         const float* wi = reinterpret_cast<const float*>(exchange(wr[0]));
-        if (lane >= kk) return;
-        for (int i = 0; i < kk; ++i) f(i, lane, wi[i] + wc[0] - cols[lane * kStride + i]);
+        if (lane < kk) {
+            for (int i = 0; i < kk; ++i) f(i, lane, wi[i] + wc[0] - cols[lane * kStride + i]);
+        }
     }
 };
 
@@ -233,7 +249,7 @@ __host__ __device__ __forceinline__ void write_ignored(Team& t, const SinkhornPa
     const int K = t.k();
 CIRCOT_UNROLL
     for (int s = 0; s < Team::kSlots; ++s) {
-        if (!t.valid(s)) continue;
+        if (!t.stores(s)) continue;
         const int64_t o = b * K + t.cls(s);
         store<T>(p.f, o, 0.f);
         store<T>(p.g, o, 0.f);
@@ -257,8 +273,11 @@ template <class T, class Team>
 __host__ __device__ __forceinline__ void solve(Team& t, const SinkhornParams& p, int64_t b) {
     constexpr int S = Team::kSlots;
     const int K = t.k();
+    // t.all on a condition that is already the same on every lane: the vote lets ptxas prove the branch
+    // warp-uniform; otherwise it guards every later collective with a convergence check and an
+    // out-of-line WARPSYNC call (whose calling convention spilled registers).
     const int64_t y = p.labels ? __ldg(p.labels + b) : -1;
-    if (p.labels && y < 0) {
+    if (t.all(p.labels && y < 0)) {
         write_ignored<T>(t, p, b);
         return;
     }
@@ -334,7 +353,7 @@ CIRCOT_UNROLL
             t.row_lse(w, un);
             // a > 0 guard: a zero-mass row may have 2^(u - u') overflow, and 0·inf is NaN.
             err = team_sum(t, [&](int s) { return a[s] > 0.f ? a[s] * fabsf(expm1f((u[s] - un[s]) * kLn2)) : 0.f; });
-            if (err <= p.tol || it >= p.max_iters) break;
+            if (t.all(err <= p.tol || it >= p.max_iters)) break;  // err is warp-uniform: see sum
 CIRCOT_UNROLL
             for (int s = 0; s < S; ++s) u[s] = un[s];
         }
@@ -356,7 +375,7 @@ CIRCOT_UNROLL
     t.for_each_pair(wr, wc, [&](int i, int j, float x) {
         const float pij = ex2(x);
         tc += pij * __ldg(p.cost + i * K + j);
-        if (p.plan) store<T>(p.plan, (row + i) * K + j, pij);
+        if (p.plan && t.active()) store<T>(p.plan, (row + i) * K + j, pij);
     });
     tc = t.sum(tc);
 
@@ -378,7 +397,7 @@ CIRCOT_UNROLL
 
 CIRCOT_UNROLL
     for (int s = 0; s < S; ++s) {
-        if (!t.valid(s)) continue;
+        if (!t.stores(s)) continue;
         const int64_t o = row + t.cls(s);
         store<T>(p.f, o, (u[s] + shift) * scale);
         store<T>(p.g, o, (v[s] - shift) * scale);
