@@ -70,7 +70,8 @@ fn open() -> std::result::Result<Gpu, String> {
     if !unsafe { cudarc::driver::sys::is_culib_present() } {
         return Err("no CUDA driver library (libcuda.so) was found".into());
     }
-    let context = CudaContext::new(0).map_err(|e| format!("no usable CUDA device: {e}"))?;
+    let context =
+        CudaContext::new(0).map_err(|e| format!("no usable CUDA device ({})", code(&e)))?;
     let kernels = CudaKernels::load(&context).map_err(|e| e.to_string())?;
     Ok(Gpu {
         stream: context.default_stream(),
@@ -125,6 +126,12 @@ pub(crate) unsafe fn launch(
 pub(crate) fn cuda_error(operation: &'static str, e: cudarc::driver::DriverError) -> Error {
     Error::Cuda {
         operation,
-        message: e.to_string(),
+        message: code(&e),
     }
+}
+
+/// The driver's error code by name (`CUDA_ERROR_NO_DEVICE`). DriverError's own Display asks the
+/// driver for a description, which a broken or partial driver may not provide.
+fn code(e: &cudarc::driver::DriverError) -> String {
+    format!("{:?}", e.0)
 }
