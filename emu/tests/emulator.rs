@@ -9,7 +9,14 @@ struct TestParams {
     reserved: u32,
 }
 
-fn run(kernel: &str, grid: u32, block: u32, dynamic_shared: usize, out: &mut [u32], n: u32) -> Result<(), EmuError> {
+fn run(
+    kernel: &str,
+    grid: u32,
+    block: u32,
+    dynamic_shared: usize,
+    out: &mut [u32],
+    n: u32,
+) -> Result<(), EmuError> {
     let params = TestParams {
         out: out.as_mut_ptr(),
         n,
@@ -32,9 +39,14 @@ fn run(kernel: &str, grid: u32, block: u32, dynamic_shared: usize, out: &mut [u3
 
 fn expect_error(kernel: &str, block: u32, n: u32, parts: &[&str]) {
     let mut out = vec![0u32; block as usize];
-    let err = run(kernel, 1, block, 0, &mut out, n).expect_err(kernel).to_string();
+    let err = run(kernel, 1, block, 0, &mut out, n)
+        .expect_err(kernel)
+        .to_string();
     for part in parts {
-        assert!(err.contains(part), "{kernel}: {err:?} does not mention {part:?}");
+        assert!(
+            err.contains(part),
+            "{kernel}: {err:?} does not mention {part:?}"
+        );
     }
 }
 
@@ -44,7 +56,13 @@ fn reports_a_mask_lane_that_has_exited() {
         "emu_test_exited_lane",
         32,
         31,
-        &["kernel emu_test_exited_lane", "block (0,0,0)", "warp 0, lane 0", "__shfl_sync with mask 0xffffffff", "lane 31 has exited"],
+        &[
+            "kernel emu_test_exited_lane",
+            "block (0,0,0)",
+            "warp 0, lane 0",
+            "__shfl_sync with mask 0xffffffff",
+            "lane 31 has exited",
+        ],
     );
 }
 
@@ -59,7 +77,12 @@ fn reports_lanes_waiting_with_different_masks() {
         "emu_test_divergent_mask",
         32,
         32,
-        &["warp 0, lane 0", "__shfl_xor_sync with mask 0x7fffffff", "lane 1 of the same warp", "mask 0xffffffff"],
+        &[
+            "warp 0, lane 0",
+            "__shfl_xor_sync with mask 0x7fffffff",
+            "lane 1 of the same warp",
+            "mask 0xffffffff",
+        ],
     );
 }
 
@@ -69,7 +92,10 @@ fn reports_syncthreads_against_a_shuffle() {
         "emu_test_syncthreads_vs_shfl",
         64,
         64,
-        &["warp 0, lane 0: __syncthreads", "lane 16 waits in __shfl_sync with mask 0xffffffff"],
+        &[
+            "warp 0, lane 0: __syncthreads",
+            "lane 16 waits in __shfl_sync with mask 0xffffffff",
+        ],
     );
 }
 
@@ -83,12 +109,28 @@ fn rejects_bad_launches() {
         ("emu_test_shared_reverse", 32, 64 * 1024, "48 KiB"),
     ];
     for (kernel, block, dynamic_shared, message) in cases {
-        let err = run(kernel, 1, block, dynamic_shared, &mut out, 0).unwrap_err().to_string();
+        let err = run(kernel, 1, block, dynamic_shared, &mut out, 0)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains(message), "{err:?}");
     }
     // SAFETY: the size check fails before anything is read through the (null) params pointer.
-    let err = unsafe { launch("circot_sinkhorn_f32_k8", [1; 3], [32, 1, 1], 0, std::ptr::null(), 8) }.unwrap_err();
-    assert!(err.message().contains("takes 144 bytes of parameters, got 8"), "{err}");
+    let err = unsafe {
+        launch(
+            "circot_sinkhorn_f32_k8",
+            [1; 3],
+            [32, 1, 1],
+            0,
+            std::ptr::null(),
+            8,
+        )
+    }
+    .unwrap_err();
+    assert!(
+        err.message()
+            .contains("takes 144 bytes of parameters, got 8"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -107,7 +149,13 @@ fn shuffles_and_votes_follow_ptx() {
             ballot,
             1,
             0,
-            if lane < 16 { v(lane ^ 1) } else if lane == 31 { v(lane) } else { v(lane + 1) },
+            if lane < 16 {
+                v(lane ^ 1)
+            } else if lane == 31 {
+                v(lane)
+            } else {
+                v(lane + 1)
+            },
         ];
         let got = &out[t as usize * 8..][..8];
         assert_eq!(got, expected, "thread {t}");
@@ -119,10 +167,22 @@ fn shared_memory_is_per_block_with_a_partial_last_block() {
     for (block, n) in [(32u32, 31u32), (64, 97), (128, 1025)] {
         let grid = n.div_ceil(block);
         let mut out = vec![u32::MAX; n as usize];
-        run("emu_test_shared_reverse", grid, block, block as usize * 4, &mut out, n).unwrap();
+        run(
+            "emu_test_shared_reverse",
+            grid,
+            block,
+            block as usize * 4,
+            &mut out,
+            n,
+        )
+        .unwrap();
         for (i, &o) in out.iter().enumerate() {
             let i = i as u32;
-            assert_eq!(o, i / block * block + (block - 1 - i % block), "block {block}, thread {i}");
+            assert_eq!(
+                o,
+                i / block * block + (block - 1 - i % block),
+                "block {block}, thread {i}"
+            );
         }
     }
 }

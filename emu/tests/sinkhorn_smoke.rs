@@ -49,17 +49,32 @@ struct Outputs {
 /// A deterministic, non-symmetric cost with zero diagonal.
 fn cost() -> Vec<f32> {
     (0..K * K)
-        .map(|x| if x / K == x % K { 0.0 } else { 0.25 + ((x * 37 + 11) % 17) as f32 / 16.0 })
+        .map(|x| {
+            if x / K == x % K {
+                0.0
+            } else {
+                0.25 + ((x * 37 + 11) % 17) as f32 / 16.0
+            }
+        })
         .collect()
 }
 
 fn distribution(seed: usize) -> Vec<f32> {
-    let w: Vec<f32> = (0..K).map(|i| 1.0 + ((i * 7 + seed * 5) % 11) as f32).collect();
+    let w: Vec<f32> = (0..K)
+        .map(|i| 1.0 + ((i * 7 + seed * 5) % 11) as f32)
+        .collect();
     let total: f32 = w.iter().sum();
     w.iter().map(|x| x / total).collect()
 }
 
-fn solve(kernel: &str, batch: usize, source: &[f32], target: Option<&[f32]>, labels: Option<&[i64]>, cost: &[f32]) -> Outputs {
+fn solve(
+    kernel: &str,
+    batch: usize,
+    source: &[f32],
+    target: Option<&[f32]>,
+    labels: Option<&[i64]>,
+    cost: &[f32],
+) -> Outputs {
     let mut o = Outputs {
         loss: vec![f32::NAN; batch],
         transport_cost: vec![f32::NAN; batch],
@@ -98,8 +113,17 @@ fn solve(kernel: &str, batch: usize, source: &[f32], target: Option<&[f32]>, lab
     let grid = (batch * per_problem).div_ceil(128) as u32;
     // SAFETY: params mirrors SinkhornParams; every pointer is a live host buffer sized for `batch`
     // problems of K classes (plan K x K), inputs are read-only, and nothing else touches them.
-    unsafe { launch(kernel, [grid, 1, 1], [128, 1, 1], 0, (&raw const params).cast(), size_of::<SinkhornParams>()) }
-        .unwrap();
+    unsafe {
+        launch(
+            kernel,
+            [grid, 1, 1],
+            [128, 1, 1],
+            0,
+            (&raw const params).cast(),
+            size_of::<SinkhornParams>(),
+        )
+    }
+    .unwrap();
     o
 }
 
@@ -108,10 +132,22 @@ fn k8_meets_the_marginals() {
     let (a, b, c) = (distribution(1), distribution(2), cost());
     let o = solve("circot_sinkhorn_f32_k8", 1, &a, Some(&b), None, &c);
     let plan = &o.plan;
-    let row_err: f32 = (0..K).map(|i| (plan[i * K..][..K].iter().sum::<f32>() - a[i]).abs()).sum();
-    let col_err = (0..K).map(|j| ((0..K).map(|i| plan[i * K + j]).sum::<f32>() - b[j]).abs()).fold(0.0, f32::max);
-    assert!(o.iterations[0] > 1 && o.iterations[0] < 2000, "{:?}", o.iterations);
-    assert!(o.marginal_error[0] <= 1e-5 && (row_err - o.marginal_error[0]).abs() < 1e-5, "{row_err} {:?}", o.marginal_error);
+    let row_err: f32 = (0..K)
+        .map(|i| (plan[i * K..][..K].iter().sum::<f32>() - a[i]).abs())
+        .sum();
+    let col_err = (0..K)
+        .map(|j| ((0..K).map(|i| plan[i * K + j]).sum::<f32>() - b[j]).abs())
+        .fold(0.0, f32::max);
+    assert!(
+        o.iterations[0] > 1 && o.iterations[0] < 2000,
+        "{:?}",
+        o.iterations
+    );
+    assert!(
+        o.marginal_error[0] <= 1e-5 && (row_err - o.marginal_error[0]).abs() < 1e-5,
+        "{row_err} {:?}",
+        o.marginal_error
+    );
     assert!(col_err < 1e-5, "{col_err}");
     let dual: f32 = (0..K).map(|i| o.f[i] * a[i] + o.g[i] * b[i]).sum();
     let primal: f32 = plan.iter().zip(&c).map(|(p, c)| p * c).sum();
@@ -125,11 +161,25 @@ fn one_hot_labels_use_the_closed_form() {
     let (a, c) = (distribution(3), cost());
     let labels = [5i64, -1];
     let source: Vec<f32> = a.iter().chain(&a).copied().collect();
-    let o = solve("circot_sinkhorn_f32_k8", 2, &source, None, Some(&labels), &c);
+    let o = solve(
+        "circot_sinkhorn_f32_k8",
+        2,
+        &source,
+        None,
+        Some(&labels),
+        &c,
+    );
     let expected: f32 = (0..K).map(|i| a[i] * c[i * K + 5]).sum();
     assert_eq!(o.iterations, [1, 0]);
-    assert!((o.loss[0] - expected).abs() < 1e-5, "{} vs {expected}", o.loss[0]);
-    assert_eq!((o.marginal_error[0], o.loss[1], o.transport_cost[1]), (0.0, 0.0, 0.0));
+    assert!(
+        (o.loss[0] - expected).abs() < 1e-5,
+        "{} vs {expected}",
+        o.loss[0]
+    );
+    assert_eq!(
+        (o.marginal_error[0], o.loss[1], o.transport_cost[1]),
+        (0.0, 0.0, 0.0)
+    );
     assert!(o.f[K..].iter().chain(&o.plan[K * K..]).all(|&x| x == 0.0));
 }
 
@@ -141,7 +191,12 @@ fn any_k_path_agrees_with_k8_over_a_partial_block() {
     let b: Vec<f32> = (0..batch).flat_map(|p| distribution(p + 7)).collect();
     let k8 = solve("circot_sinkhorn_f32_k8", batch, &a, Some(&b), None, &c);
     let kn = solve("circot_sinkhorn_f32_kn", batch, &a, Some(&b), None, &c);
-    for (x, y) in k8.f.iter().chain(&k8.g).chain(&k8.loss).zip(kn.f.iter().chain(&kn.g).chain(&kn.loss)) {
+    for (x, y) in
+        k8.f.iter()
+            .chain(&k8.g)
+            .chain(&k8.loss)
+            .zip(kn.f.iter().chain(&kn.g).chain(&kn.loss))
+    {
         assert!((x - y).abs() < 1e-4, "{x} vs {y}");
     }
 }
