@@ -35,7 +35,10 @@ fn affectnet_closest_pair_is_anger_contempt() {
             }
         }
     }
-    assert_eq!((names[pair.0].as_str(), names[pair.1].as_str()), ("Anger", "Contempt"));
+    assert_eq!(
+        (names[pair.0].as_str(), names[pair.1].as_str()),
+        ("Anger", "Contempt")
+    );
     // 0.087 / 1.4047 (affect.md), to the 3 digits given there.
     assert!((best - 0.062).abs() < 5e-4, "{best}");
 }
@@ -56,7 +59,10 @@ fn affwild2_closest_pair_is_anger_fear_and_other_is_at_distance_one() {
             assert_eq!(c.get(i, other), 1.0);
         }
     }
-    assert_eq!((names[best.1].as_str(), names[best.2].as_str()), ("Anger", "Fear"));
+    assert_eq!(
+        (names[best.1].as_str(), names[best.2].as_str()),
+        ("Anger", "Fear")
+    );
     let c7 = CostMatrix::preset(Preset::AffWild2_7, CostKind::Circumplex);
     assert_eq!(c7.k(), 7);
     assert!(!c7.class_names().unwrap().iter().any(|n| n == "Other"));
@@ -99,5 +105,10 @@ fn preset_names_round_trip() {
     for p in Preset::ALL {
         assert_eq!(p.name().parse::<Preset>().unwrap(), p);
     }
-    assert!("affectnet9".parse::<Preset>().unwrap_err().contains("affwild2-8"));
+    assert!(
+        "affectnet9"
+            .parse::<Preset>()
+            .unwrap_err()
+            .contains("affwild2-8")
+    );
 }

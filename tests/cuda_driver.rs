@@ -18,8 +18,19 @@ fn write_inputs(dir: &Path) {
 fn solve(dir: &Path, backend: &str, library_path: Option<&Path>) -> Output {
     let mut command = Command::new(env!("CARGO_BIN_EXE_circot"));
     command.current_dir(dir).args([
-        "solve", "--cost", "C.npy", "--source", "S.npy", "--logits", "--target", "T.npy",
-        "--eps", "0.1", "--backend", backend, "--out",
+        "solve",
+        "--cost",
+        "C.npy",
+        "--source",
+        "S.npy",
+        "--logits",
+        "--target",
+        "T.npy",
+        "--eps",
+        "0.1",
+        "--backend",
+        backend,
+        "--out",
     ]);
     command.arg(format!("out-{backend}"));
     if let Some(path) = library_path {
@@ -40,7 +51,11 @@ fn check(dir: &Path, library_path: Option<&Path>, reason: &str) {
     let auto = solve(dir, "auto", library_path);
     let stderr = String::from_utf8_lossy(&auto.stderr);
     assert_eq!(auto.status.code(), Some(0), "--backend auto: {stderr}");
-    assert_eq!(stderr.matches("using the CPU backend").count(), 1, "{stderr}");
+    assert_eq!(
+        stderr.matches("using the CPU backend").count(),
+        1,
+        "{stderr}"
+    );
     assert!(dir.join("out-auto/loss.npy").exists());
 }
 
@@ -68,8 +83,11 @@ fn with_a_driver_but_no_device_cuda_fails_cleanly_and_auto_falls_back() {
     std::fs::create_dir(&lib).unwrap();
     let source = lib.join("fake_cuda.c");
     // Only cuInit is ever reached: it fails, so nothing else is looked up.
-    std::fs::write(&source, "int cuInit(unsigned int flags) { (void)flags; return 100; }\n")
-        .unwrap();
+    std::fs::write(
+        &source,
+        "int cuInit(unsigned int flags) { (void)flags; return 100; }\n",
+    )
+    .unwrap();
     let built = Command::new("cc")
         .args(["-shared", "-fPIC", "-o"])
         .arg(lib.join("libcuda.so.1"))

@@ -16,7 +16,13 @@ fn probs(batch: usize) -> Array2<f64> {
 
 fn solve_probs(p: &Array2<f64>, y: &Array1<i64>, options: &SolveOptions) -> circot::Result<()> {
     for backend in [Backend::Reference, Backend::Cpu, Backend::Auto] {
-        solve(&uniform8(), Source::Probabilities(p.view()), Target::labels(y.view()), options, backend)?;
+        solve(
+            &uniform8(),
+            Source::Probabilities(p.view()),
+            Target::labels(y.view()),
+            options,
+            backend,
+        )?;
     }
     Ok(())
 }
@@ -30,7 +36,18 @@ fn nan_in_source() {
     let mut p = probs(3);
     p[[2, 5]] = f64::NAN;
     let e = solve_probs(&p, &labels(3), &SolveOptions::new(0.1)).unwrap_err();
-    assert!(matches!(e, Error::NotFinite { operand: Operand::Source, problem: 2, class: 5, .. }), "{e}");
+    assert!(
+        matches!(
+            e,
+            Error::NotFinite {
+                operand: Operand::Source,
+                problem: 2,
+                class: 5,
+                ..
+            }
+        ),
+        "{e}"
+    );
     assert!(e.to_string().contains("source[2, 5]"));
 }
 
@@ -39,8 +56,25 @@ fn infinite_logit() {
     let mut z = Array2::<f32>::zeros((2, 8));
     z[[1, 0]] = f32::INFINITY;
     let y = labels(2);
-    let e = solve(&uniform8(), Source::Logits(z.view()), Target::labels(y.view()), &SolveOptions::new(0.1), Backend::Cpu).unwrap_err();
-    assert!(matches!(e, Error::NotFinite { problem: 1, class: 0, .. }), "{e}");
+    let e = solve(
+        &uniform8(),
+        Source::Logits(z.view()),
+        Target::labels(y.view()),
+        &SolveOptions::new(0.1),
+        Backend::Cpu,
+    )
+    .unwrap_err();
+    assert!(
+        matches!(
+            e,
+            Error::NotFinite {
+                problem: 1,
+                class: 0,
+                ..
+            }
+        ),
+        "{e}"
+    );
 }
 
 #[test]
@@ -48,8 +82,26 @@ fn nan_in_target() {
     let p = probs(2);
     let mut t = probs(2);
     t[[0, 3]] = f64::NAN;
-    let e = solve(&uniform8(), Source::Probabilities(p.view()), Target::Distributions(t.view()), &SolveOptions::new(0.1), Backend::Cpu).unwrap_err();
-    assert!(matches!(e, Error::NotFinite { operand: Operand::Target, problem: 0, class: 3, .. }), "{e}");
+    let e = solve(
+        &uniform8(),
+        Source::Probabilities(p.view()),
+        Target::Distributions(t.view()),
+        &SolveOptions::new(0.1),
+        Backend::Cpu,
+    )
+    .unwrap_err();
+    assert!(
+        matches!(
+            e,
+            Error::NotFinite {
+                operand: Operand::Target,
+                problem: 0,
+                class: 3,
+                ..
+            }
+        ),
+        "{e}"
+    );
 }
 
 #[test]
@@ -58,7 +110,17 @@ fn negative_probability() {
     p[[3, 1]] = -0.125;
     p[[3, 2]] = 0.375;
     let e = solve_probs(&p, &labels(4), &SolveOptions::new(0.1)).unwrap_err();
-    assert!(matches!(e, Error::NegativeProbability { problem: 3, class: 1, .. }), "{e}");
+    assert!(
+        matches!(
+            e,
+            Error::NegativeProbability {
+                problem: 3,
+                class: 1,
+                ..
+            }
+        ),
+        "{e}"
+    );
 }
 
 #[test]
@@ -66,7 +128,17 @@ fn source_row_not_summing_to_one() {
     let mut p = probs(2);
     p[[1, 0]] = 0.2;
     let e = solve_probs(&p, &labels(2), &SolveOptions::new(0.1)).unwrap_err();
-    assert!(matches!(e, Error::RowSum { operand: Operand::Source, problem: 1, .. }), "{e}");
+    assert!(
+        matches!(
+            e,
+            Error::RowSum {
+                operand: Operand::Source,
+                problem: 1,
+                ..
+            }
+        ),
+        "{e}"
+    );
     assert!(e.to_string().contains("1.075"), "{e}");
 }
 
@@ -74,8 +146,25 @@ fn source_row_not_summing_to_one() {
 fn target_row_not_summing_to_one() {
     let p = probs(2);
     let t = Array2::from_elem((2, 8), 0.1);
-    let e = solve(&uniform8(), Source::Probabilities(p.view()), Target::Distributions(t.view()), &SolveOptions::new(0.1), Backend::Cpu).unwrap_err();
-    assert!(matches!(e, Error::RowSum { operand: Operand::Target, problem: 0, .. }), "{e}");
+    let e = solve(
+        &uniform8(),
+        Source::Probabilities(p.view()),
+        Target::Distributions(t.view()),
+        &SolveOptions::new(0.1),
+        Backend::Cpu,
+    )
+    .unwrap_err();
+    assert!(
+        matches!(
+            e,
+            Error::RowSum {
+                operand: Operand::Target,
+                problem: 0,
+                ..
+            }
+        ),
+        "{e}"
+    );
 }
 
 #[test]
@@ -89,40 +178,85 @@ fn rounding_sized_row_sum_errors_are_accepted() {
 fn label_at_or_beyond_k() {
     let y = array![0_i64, 7, 8];
     let e = solve_probs(&probs(3), &y, &SolveOptions::new(0.1)).unwrap_err();
-    assert_eq!(e, Error::LabelOutOfRange { problem: 2, label: 8, k: 8 });
+    assert_eq!(
+        e,
+        Error::LabelOutOfRange {
+            problem: 2,
+            label: 8,
+            k: 8
+        }
+    );
 }
 
 #[test]
 fn negative_label() {
     let y = array![-1_i64, 0];
     let e = solve_probs(&probs(2), &y, &SolveOptions::new(0.1)).unwrap_err();
-    assert_eq!(e, Error::LabelOutOfRange { problem: 0, label: -1, k: 8 });
+    assert_eq!(
+        e,
+        Error::LabelOutOfRange {
+            problem: 0,
+            label: -1,
+            k: 8
+        }
+    );
 }
 
 #[test]
 fn source_with_wrong_number_of_classes() {
     let p = Array2::from_elem((2, 7), 1.0 / 7.0);
     let e = solve_probs(&p, &labels(2), &SolveOptions::new(0.1)).unwrap_err();
-    assert_eq!(e, Error::Shape { what: "source", expected: vec![2, 8], found: vec![2, 7] });
+    assert_eq!(
+        e,
+        Error::Shape {
+            what: "source",
+            expected: vec![2, 8],
+            found: vec![2, 7]
+        }
+    );
 }
 
 #[test]
 fn labels_of_another_batch_size() {
     let e = solve_probs(&probs(3), &labels(4), &SolveOptions::new(0.1)).unwrap_err();
-    assert_eq!(e, Error::Shape { what: "labels", expected: vec![3], found: vec![4] });
+    assert_eq!(
+        e,
+        Error::Shape {
+            what: "labels",
+            expected: vec![3],
+            found: vec![4]
+        }
+    );
 }
 
 #[test]
 fn target_distributions_of_another_shape() {
     let t = Array2::from_elem((3, 8), 0.125);
-    let e = solve(&uniform8(), Source::Probabilities(probs(2).view()), Target::Distributions(t.view()), &SolveOptions::new(0.1), Backend::Cpu).unwrap_err();
-    assert_eq!(e, Error::Shape { what: "target", expected: vec![2, 8], found: vec![3, 8] });
+    let e = solve(
+        &uniform8(),
+        Source::Probabilities(probs(2).view()),
+        Target::Distributions(t.view()),
+        &SolveOptions::new(0.1),
+        Backend::Cpu,
+    )
+    .unwrap_err();
+    assert_eq!(
+        e,
+        Error::Shape {
+            what: "target",
+            expected: vec![2, 8],
+            found: vec![3, 8]
+        }
+    );
 }
 
 #[test]
 fn class_count_outside_2_to_32() {
     for k in [0, 1, 33] {
-        assert_eq!(CostMatrix::new(Array2::zeros((k, k)).view()).unwrap_err(), Error::ClassCount { k });
+        assert_eq!(
+            CostMatrix::new(Array2::zeros((k, k)).view()).unwrap_err(),
+            Error::ClassCount { k }
+        );
         assert_eq!(CostMatrix::uniform(k).unwrap_err(), Error::ClassCount { k });
     }
     assert!(CostMatrix::uniform(32).is_ok() && CostMatrix::uniform(2).is_ok());
@@ -153,8 +287,18 @@ fn bad_tolerance() {
 #[test]
 fn bad_smoothing() {
     let y = labels(1);
-    let target = Target::Labels { labels: y.view(), smoothing: 1.5 };
-    let e = solve(&uniform8(), Source::Probabilities(probs(1).view()), target, &SolveOptions::new(0.1), Backend::Cpu).unwrap_err();
+    let target = Target::Labels {
+        labels: y.view(),
+        smoothing: 1.5,
+    };
+    let e = solve(
+        &uniform8(),
+        Source::Probabilities(probs(1).view()),
+        target,
+        &SolveOptions::new(0.1),
+        Backend::Cpu,
+    )
+    .unwrap_err();
     assert_eq!(e, Error::Smoothing { value: 1.5 });
 }
 
@@ -168,7 +312,14 @@ fn non_square_cost() {
 fn negative_cost() {
     let mut c = Array2::from_elem((3, 3), 1.0);
     c[[1, 2]] = -0.5;
-    assert_eq!(CostMatrix::new(c.view()).unwrap_err(), Error::CostNegative { row: 1, col: 2, value: -0.5 });
+    assert_eq!(
+        CostMatrix::new(c.view()).unwrap_err(),
+        Error::CostNegative {
+            row: 1,
+            col: 2,
+            value: -0.5
+        }
+    );
 }
 
 #[test]
@@ -176,7 +327,10 @@ fn non_finite_cost() {
     let mut c = Array2::from_elem((3, 3), 1.0);
     c[[2, 0]] = f64::INFINITY;
     let e = CostMatrix::new(c.view()).unwrap_err();
-    assert!(matches!(e, Error::CostNotFinite { row: 2, col: 0, .. }), "{e}");
+    assert!(
+        matches!(e, Error::CostNotFinite { row: 2, col: 0, .. }),
+        "{e}"
+    );
 }
 
 #[test]
@@ -186,7 +340,13 @@ fn entropy_gradient_at_a_zero_probability() {
     p[[0, 5]] = 0.25;
     let options = SolveOptions::new(0.1).convention(Convention::Entropy);
     let e = solve_probs(&p, &labels(1), &options).unwrap_err();
-    assert_eq!(e, Error::EntropyGradientAtZero { problem: 0, class: 4 });
+    assert_eq!(
+        e,
+        Error::EntropyGradientAtZero {
+            problem: 0,
+            class: 4
+        }
+    );
     // The KL convention is fine there.
     solve_probs(&p, &labels(1), &SolveOptions::new(0.1)).unwrap();
 }
@@ -195,9 +355,24 @@ fn entropy_gradient_at_a_zero_probability() {
 fn cuda_backend_says_why_it_cannot_run() {
     let y = labels(1);
     let p = probs(1).mapv(|x| x as f32);
-    let e = solve(&uniform8(), Source::Probabilities(p.view()), Target::labels(y.view()), &SolveOptions::new(0.1), Backend::Cuda);
+    let e = solve(
+        &uniform8(),
+        Source::Probabilities(p.view()),
+        Target::labels(y.view()),
+        &SolveOptions::new(0.1),
+        Backend::Cuda,
+    );
     if let Err(e) = e {
-        assert!(matches!(e, Error::BackendUnavailable { backend: "cuda", .. }), "{e}");
+        assert!(
+            matches!(
+                e,
+                Error::BackendUnavailable {
+                    backend: "cuda",
+                    ..
+                }
+            ),
+            "{e}"
+        );
         assert!(!e.to_string().is_empty());
     }
 }

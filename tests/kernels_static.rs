@@ -13,15 +13,29 @@ fn ptx_entries_match_the_rust_launch_arguments() {
     for block in ptx.split(".entry ").skip(1) {
         let name = block.split('(').next().unwrap().trim().to_string();
         let params_text = &block[..block.find(')').expect("parameter list")];
-        let params: Vec<&str> = params_text.lines().filter(|l| l.contains(".param")).collect();
-        assert_eq!(params.len(), 1, "{name}: expected one parameter, got {params:?}");
+        let params: Vec<&str> = params_text
+            .lines()
+            .filter(|l| l.contains(".param"))
+            .collect();
+        assert_eq!(
+            params.len(),
+            1,
+            "{name}: expected one parameter, got {params:?}"
+        );
         let size: usize = params[0]
             .rsplit('[')
             .next()
             .and_then(|s| s.trim_end_matches([']', ',', ' ']).parse().ok())
             .unwrap_or_else(|| panic!("{name}: no byte array parameter in {}", params[0]));
-        assert_eq!(size, std::mem::size_of::<SinkhornParams>(), "{name}: parameter size");
-        assert!(params[0].contains(".align 8"), "{name}: parameter alignment");
+        assert_eq!(
+            size,
+            std::mem::size_of::<SinkhornParams>(),
+            "{name}: parameter size"
+        );
+        assert!(
+            params[0].contains(".align 8"),
+            "{name}: parameter alignment"
+        );
         entries.push(name);
     }
     entries.sort();

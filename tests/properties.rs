@@ -59,7 +59,7 @@ fn marginals_hold_at_convergence() {
                 "K={k} b={b}: row error {row_err:e}"
             );
             assert!(
-                max_abs_diff(&cols, &beta.row(b)) <= rounding,
+                max_abs_diff(&cols, beta.row(b)) <= rounding,
                 "K={k} b={b}: columns are exact after a g-update"
             );
             // The reported error is the plan's own row error.
@@ -464,8 +464,14 @@ fn cpu_agrees_with_reference_on_awkward_batch_sizes() {
                 // answers are checked on the reference vectors).
                 let fixed = options.clone().max_iters(200).tol(0.0);
                 let s32 = solve(&c, Source::Logits(z32.view()), t32, &fixed, Backend::Cpu).unwrap();
-                let r = solve(&c, Source::Logits(z.view()), target, &fixed, Backend::Reference)
-                    .unwrap();
+                let r = solve(
+                    &c,
+                    Source::Logits(z.view()),
+                    target,
+                    &fixed,
+                    Backend::Reference,
+                )
+                .unwrap();
                 let tol = 200.0 * unit(k, c.max(), eps, f32::EPSILON as f64) * c.max();
                 agree(&s32, &r, tol, &format!("cpu f32 B={batch} eps={eps}"));
             }

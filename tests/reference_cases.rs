@@ -4,23 +4,43 @@
 mod common;
 
 use circot::{
-    Backend, Convention, CostMatrix, Element, Real, SolveOptions, Solution, Source, Target, solve,
+    Backend, Convention, CostMatrix, Element, Real, Solution, SolveOptions, Source, Target, solve,
 };
 use common::{Case, max_abs_diff, shift_equal_means, unit};
 use ndarray::{Array1, Array2};
 
-fn run<T: Real>(case: &Case, backend: Backend, options: &SolveOptions, labels: bool) -> Solution<T> {
+fn run<T: Real>(
+    case: &Case,
+    backend: Backend,
+    options: &SolveOptions,
+    labels: bool,
+) -> Solution<T> {
     let cost = CostMatrix::new(case.cost.view()).unwrap();
     let k = case.k();
-    let logits: Array2<T> = case.logits.mapv(T::from_f64).into_shape_with_order((1, k)).unwrap();
-    let b: Array2<T> = case.b.mapv(T::from_f64).into_shape_with_order((1, k)).unwrap();
+    let logits: Array2<T> = case
+        .logits
+        .mapv(T::from_f64)
+        .into_shape_with_order((1, k))
+        .unwrap();
+    let b: Array2<T> = case
+        .b
+        .mapv(T::from_f64)
+        .into_shape_with_order((1, k))
+        .unwrap();
     let label = Array1::from(vec![case.label.unwrap_or(0)]);
     let target = if labels {
         Target::labels(label.view())
     } else {
         Target::Distributions(b.view())
     };
-    solve(&cost, Source::Logits(logits.view()), target, options, backend).unwrap()
+    solve(
+        &cost,
+        Source::Logits(logits.view()),
+        target,
+        options,
+        backend,
+    )
+    .unwrap()
 }
 
 fn row(a: &Array2<impl Real>) -> Array1<f64> {
@@ -32,14 +52,21 @@ fn check_converged<T: Real>(case: &Case, s: &Solution<T>, convention: Convention
     let (k, max_c) = (case.k(), case.max_cost());
     let unit = unit(k, max_c, case.eps, T::epsilon().as_f64());
     // The potentials' own float64 floor, where the semi-dual Hessian is nearly singular.
-    let floor = case.converged["potential_err_estimate"].as_f64().unwrap_or(0.0);
+    let floor = case.converged["potential_err_estimate"]
+        .as_f64()
+        .unwrap_or(0.0);
     let (loss_key, grad_key, grad_logits_key) = match convention {
         Convention::Kl => ("dual_kl", "grad_a", "grad_logits"),
         Convention::Entropy => ("dual_entropy", "grad_a_entropic", "grad_logits_entropic"),
     };
     let c = &case.converged;
     let checks = [
-        ("loss", s.loss[0].as_f64(), case.scalar(c, loss_key), 16.0 * unit * max_c),
+        (
+            "loss",
+            s.loss[0].as_f64(),
+            case.scalar(c, loss_key),
+            16.0 * unit * max_c,
+        ),
         (
             "transport_cost",
             s.transport_cost[0].as_f64(),
@@ -92,11 +119,21 @@ fn all_converged<T: Real>(backend: Backend) {
         for convention in [Convention::Kl, Convention::Entropy] {
             let options = converged_options::<T>(&case, convention);
             let s = run::<T>(&case, backend, &options, false);
-            check_converged(&case, &s, convention, &format!("{backend:?}/{}/dist", T::NAME));
+            check_converged(
+                &case,
+                &s,
+                convention,
+                &format!("{backend:?}/{}/dist", T::NAME),
+            );
             if case.label.is_some() {
                 let s = run::<T>(&case, backend, &options, true);
                 assert_eq!(s.iterations[0], 1, "closed form takes one iteration");
-                check_converged(&case, &s, convention, &format!("{backend:?}/{}/label", T::NAME));
+                check_converged(
+                    &case,
+                    &s,
+                    convention,
+                    &format!("{backend:?}/{}/label", T::NAME),
+                );
             }
         }
     }
@@ -130,7 +167,11 @@ fn fixed_100<T: Real>(backend: Backend) {
         // With tol = 0 only an exactly zero error stops early, which happens at a bitwise fixed
         // point of the iteration (later iterations would change nothing).
         let exact = s.marginal_error[0] == T::zero();
-        assert!(s.iterations[0] == 100 || exact, "{what}: {} iterations", s.iterations[0]);
+        assert!(
+            s.iterations[0] == 100 || exact,
+            "{what}: {} iterations",
+            s.iterations[0]
+        );
         let (f_ref, g_ref) = shift_equal_means(&case.vec(fx, "f_raw"), &case.vec(fx, "g_raw"));
         let (f, g) = shift_equal_means(&row(&s.f), &row(&s.g));
         // 100 non-expansive updates, each adding one update's rounding.

@@ -1,0 +1,525 @@
+//! The real `kernels/sinkhorn.cu`, compiled with g++ and run under the project's CPU SIMT
+//! emulator (`emu/`), launched with exactly the grid and block the Rust launcher computes, against
+//! the f64 reference: the reference vectors and seeded batches of awkward sizes, in f32, f16 and
+//! bf16. This is what runs of the kernels without a GPU; see the README for what it leaves out.
+
+mod common;
+
+use std::ffi::c_void;
+
+use circot::cuda::{KernelElement, SinkhornParams, launch_shape};
+use circot::{
+    Backend, Convention, CostMatrix, Element, Solution, SolveOptions, Source, Target, solve,
+};
+use common::{asymmetric_cost, distributions, labels, logits, max_abs_diff, unit};
+use half::{bf16, f16};
+use ndarray::{Array1, Array2, Array3};
+
+/// A target as the kernel receives it.
+#[derive(Clone)]
+enum KernelTarget<E> {
+    Labels(Array1<i64>, f64),
+    Distributions(Array2<E>),
+}
+
+/// Runs one batch through the emulated kernel and returns its outputs widened to f64.
+fn run_kernel<E: KernelElement>(
+    cost: &CostMatrix,
+    source: &Array2<E>,
+    is_logits: bool,
+    target: &KernelTarget<E>,
+    options: &SolveOptions,
+) -> Solution<f64> {
+    let (batch, k) = source.dim();
+    let zero = E::from_f64(0.0);
+    let cost32: Vec<f32> = cost.view().iter().map(|&c| c as f32).collect();
+    let source_buf: Vec<E> = source.iter().copied().collect();
+    let (mut loss, mut transport_cost, mut marginal_error) =
+        (vec![zero; batch], vec![zero; batch], vec![zero; batch]);
+    let (mut f, mut g, mut grad_source, mut grad_logits) = (
+        vec![zero; batch * k],
+        vec![zero; batch * k],
+        vec![zero; batch * k],
+        vec![zero; batch * k],
+    );
+    let mut plan = vec![zero; batch * k * k];
+    let mut iterations = vec![0_i32; batch];
+    let tol = options.effective_tol::<f32>(k, cost.max());
+    let smoothing = match target {
+        KernelTarget::Labels(_, s) => *s,
+        KernelTarget::Distributions(_) => 0.0,
+    };
+    let mut p = SinkhornParams::scalars(batch, k, options, tol, is_logits, smoothing);
+    let target_buf: Vec<E>;
+    let label_buf: Vec<i64>;
+    match target {
+        KernelTarget::Labels(y, _) => {
+            label_buf = y.to_vec();
+            p.labels = label_buf.as_ptr() as u64;
+        }
+        KernelTarget::Distributions(d) => {
+            target_buf = d.iter().copied().collect();
+            p.target = target_buf.as_ptr() as u64;
+        }
+    }
+    p.source = source_buf.as_ptr() as u64;
+    p.cost = cost32.as_ptr() as u64;
+    p.loss = loss.as_mut_ptr() as u64;
+    p.transport_cost = transport_cost.as_mut_ptr() as u64;
+    p.f = f.as_mut_ptr() as u64;
+    p.g = g.as_mut_ptr() as u64;
+    p.grad_source = grad_source.as_mut_ptr() as u64;
+    if is_logits {
+        p.grad_logits = grad_logits.as_mut_ptr() as u64;
+    }
+    p.iterations = iterations.as_mut_ptr() as u64;
+    p.marginal_error = marginal_error.as_mut_ptr() as u64;
+    p.plan = plan.as_mut_ptr() as u64;
+    if batch > 0 {
+        let shape = launch_shape::<E>(batch, k);
+        // SAFETY: `p` is a SinkhornParams (the kernels' parameter type, 144 bytes); every
+        // non-null pointer in it addresses a live Vec of the length the kernel derives from
+        // batch and k (B, B×K, B×K×K elements of E; K×K f32; B i64 or i32), none of which is
+        // touched by anything else until the launch returns.
+        unsafe {
+            circot_emu::launch(
+                &shape.kernel,
+                [shape.grid, 1, 1],
+                [shape.block, 1, 1],
+                0,
+                (&p as *const SinkhornParams).cast::<c_void>(),
+                std::mem::size_of::<SinkhornParams>(),
+            )
+        }
+        .unwrap_or_else(|e| panic!("emulated {}: {e}", shape.kernel));
+    }
+    let widen = |v: Vec<E>| v.into_iter().map(Element::as_f64).collect::<Vec<f64>>();
+    let m = |v: Vec<E>| Array2::from_shape_vec((batch, k), widen(v)).unwrap();
+    let mut s = solve(
+        cost,
+        Source::Logits(Array2::<f64>::zeros((0, k)).view()),
+        Target::labels(Array1::zeros(0).view()),
+        options,
+        Backend::Cpu,
+    )
+    .unwrap();
+    s.loss = Array1::from(widen(loss));
+    s.transport_cost = Array1::from(widen(transport_cost));
+    s.f = m(f);
+    s.g = m(g);
+    s.grad_source = m(grad_source);
+    s.grad_logits = is_logits.then(|| m(grad_logits));
+    s.iterations = iterations.into_iter().map(|n| n as u32).collect();
+    s.marginal_error = Array1::from(widen(marginal_error));
+    s.plan = Some(Array3::from_shape_vec((batch, k, k), widen(plan)).unwrap());
+    s
+}
+
+/// A batch whose inputs are already rounded to the kernel's element type, kept in f64.
+struct Batch {
+    cost: CostMatrix,
+    source: Array2<f64>,
+    logits: bool,
+    labels: Option<(Array1<i64>, f64)>,
+    target: Array2<f64>,
+}
+
+impl Batch {
+    fn new<E: KernelElement>(
+        cost: CostMatrix,
+        source: &Array2<f64>,
+        logits: bool,
+        labels: Option<(Array1<i64>, f64)>,
+        target: &Array2<f64>,
+    ) -> Self {
+        let round = |a: &Array2<f64>| a.mapv(|x| E::from_f64(x).as_f64());
+        Batch {
+            cost,
+            source: round(source),
+            logits,
+            labels,
+            target: round(target),
+        }
+    }
+
+    fn source<T: circot::Real>(&self) -> Array2<T> {
+        self.source.mapv(T::from_f64)
+    }
+
+    /// Solves on a CPU-side backend. Probability rows rounded to a half type no longer sum to 1
+    /// within the f32/f64 validation tolerance, so they are handed over renormalised, which is
+    /// what the backends do with them after validation anyway.
+    fn solve<T: circot::Real>(&self, options: &SolveOptions, backend: Backend) -> Solution<f64> {
+        let renormalised = |a: &Array2<f64>| {
+            let mut a = a.clone();
+            for mut row in a.rows_mut() {
+                let sum = row.sum();
+                if sum > 0.0 {
+                    row.mapv_inplace(|x| x / sum);
+                }
+            }
+            a
+        };
+        let source = if self.logits {
+            self.source::<T>()
+        } else {
+            renormalised(&self.source).mapv(T::from_f64)
+        };
+        let target = renormalised(&self.target).mapv(T::from_f64);
+        let source = if self.logits {
+            Source::Logits(source.view())
+        } else {
+            Source::Probabilities(source.view())
+        };
+        let target = match &self.labels {
+            Some((y, s)) => Target::Labels {
+                labels: y.view(),
+                smoothing: *s,
+            },
+            None => Target::Distributions(target.view()),
+        };
+        let s = solve(
+            &self.cost,
+            source,
+            target,
+            &options.clone().with_plan(true),
+            backend,
+        )
+        .unwrap();
+        widen(s)
+    }
+
+    fn kernel<E: KernelElement>(&self, options: &SolveOptions) -> Solution<f64> {
+        let source = self.source.mapv(E::from_f64);
+        let target = match &self.labels {
+            Some((y, s)) => KernelTarget::Labels(y.clone(), *s),
+            None => KernelTarget::Distributions(self.target.mapv(E::from_f64)),
+        };
+        run_kernel::<E>(&self.cost, &source, self.logits, &target, options)
+    }
+}
+
+fn widen<T: circot::Real>(s: Solution<T>) -> Solution<f64> {
+    let w2 = |a: &Array2<T>| a.mapv(Element::as_f64);
+    let mut out = empty_solution();
+    out.loss = s.loss.mapv(Element::as_f64);
+    out.transport_cost = s.transport_cost.mapv(Element::as_f64);
+    out.f = w2(&s.f);
+    out.g = w2(&s.g);
+    out.grad_source = w2(&s.grad_source);
+    out.grad_logits = s.grad_logits.as_ref().map(w2);
+    out.iterations = s.iterations.clone();
+    out.marginal_error = s.marginal_error.mapv(Element::as_f64);
+    out.plan = s.plan.map(|p| p.mapv(Element::as_f64));
+    out
+}
+
+/// A Solution to fill field by field (the struct is non-exhaustive outside the crate).
+fn empty_solution() -> Solution<f64> {
+    let cost = CostMatrix::uniform(2).unwrap();
+    let z = Array2::<f64>::zeros((0, 2));
+    let y = Array1::<i64>::zeros(0);
+    solve(
+        &cost,
+        Source::Logits(z.view()),
+        Target::labels(y.view()),
+        &SolveOptions::new(1.0),
+        Backend::Cpu,
+    )
+    .unwrap()
+}
+
+/// Rounds every output to the element type E (what a kernel writing E could at best report).
+fn round_to<E: KernelElement>(s: &Solution<f64>) -> Solution<f64> {
+    let r1 = |a: &Array1<f64>| a.mapv(|x| E::from_f64(x).as_f64());
+    let r2 = |a: &Array2<f64>| a.mapv(|x| E::from_f64(x).as_f64());
+    let mut out = s.clone();
+    out.loss = r1(&s.loss);
+    out.transport_cost = r1(&s.transport_cost);
+    out.f = r2(&s.f);
+    out.g = r2(&s.g);
+    out.grad_source = r2(&s.grad_source);
+    out.grad_logits = s.grad_logits.as_ref().map(r2);
+    out
+}
+
+/// max |x − reference| of each output.
+fn errors(x: &Solution<f64>, r: &Solution<f64>) -> Vec<(&'static str, f64)> {
+    let mut e = vec![
+        ("loss", max_abs_diff(&x.loss, &r.loss)),
+        (
+            "transport_cost",
+            max_abs_diff(&x.transport_cost, &r.transport_cost),
+        ),
+        ("f", max_abs_diff(&x.f, &r.f)),
+        ("g", max_abs_diff(&x.g, &r.g)),
+        ("grad_source", max_abs_diff(&x.grad_source, &r.grad_source)),
+    ];
+    if let (Some(a), Some(b)) = (&x.grad_logits, &r.grad_logits) {
+        e.push(("grad_logits", max_abs_diff(a, b)));
+    }
+    e
+}
+
+fn case_batch(case: &common::Case, labels: bool) -> Batch {
+    let k = case.k();
+    let z = case.logits.clone().into_shape_with_order((1, k)).unwrap();
+    let b = case.b.clone().into_shape_with_order((1, k)).unwrap();
+    let y = labels.then(|| (Array1::from(vec![case.label.unwrap()]), 0.0));
+    Batch::new::<f32>(CostMatrix::new(case.cost.view()).unwrap(), &z, true, y, &b)
+}
+
+#[test]
+fn reference_cases_converged_f32() {
+    for case in common::cases() {
+        let (k, max_c) = (case.k(), case.max_cost());
+        let unit = unit(k, max_c, case.eps, f32::EPSILON as f64);
+        let floor = case.converged["potential_err_estimate"]
+            .as_f64()
+            .unwrap_or(0.0);
+        for convention in [Convention::Kl, Convention::Entropy] {
+            let options = SolveOptions::new(case.eps)
+                .max_iters(200_000)
+                .tol(unit / 4.0)
+                .convention(convention);
+            let (loss_key, grad_key, logits_key) = match convention {
+                Convention::Kl => ("dual_kl", "grad_a", "grad_logits"),
+                Convention::Entropy => ("dual_entropy", "grad_a_entropic", "grad_logits_entropic"),
+            };
+            let c = &case.converged;
+            let mut targets = vec![false];
+            if case.label.is_some() {
+                targets.push(true);
+            }
+            for labels in targets {
+                let s = case_batch(&case, labels).kernel::<f32>(&options);
+                let what = format!("{} {convention:?} labels={labels}", case.id);
+                let loss_err = (s.loss[0] - case.scalar(c, loss_key)).abs();
+                assert!(
+                    loss_err <= 16.0 * unit * max_c,
+                    "{what}: loss |Δ| {loss_err:e}"
+                );
+                let tc_err = (s.transport_cost[0] - case.scalar(c, "loss_linear")).abs();
+                assert!(
+                    tc_err <= 64.0 * unit * max_c,
+                    "{what}: transport cost |Δ| {tc_err:e}"
+                );
+                let (f, g) =
+                    common::shift_equal_means(&s.f.row(0).to_owned(), &s.g.row(0).to_owned());
+                let pot_tol = 64.0 * unit * max_c + 4.0 * floor;
+                for (name, got, want) in [
+                    ("f", f, case.vec(c, "f")),
+                    ("g", g, case.vec(c, "g")),
+                    (
+                        "grad_source",
+                        s.grad_source.row(0).to_owned(),
+                        case.vec(c, grad_key),
+                    ),
+                    (
+                        "grad_logits",
+                        s.grad_logits.as_ref().unwrap().row(0).to_owned(),
+                        case.vec(c, logits_key),
+                    ),
+                ] {
+                    let d = max_abs_diff(&got, &want);
+                    assert!(d <= pot_tol, "{what}: {name} max|Δ| {d:e} > {pot_tol:e}");
+                }
+                if labels {
+                    assert_eq!(s.iterations[0], 1, "{what}: closed form");
+                    assert_eq!(s.marginal_error[0], 0.0);
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn reference_cases_after_100_iterations_f32() {
+    for case in common::cases() {
+        let (k, max_c) = (case.k(), case.max_cost());
+        let unit = unit(k, max_c, case.eps, f32::EPSILON as f64);
+        let options = SolveOptions::new(case.eps).max_iters(100).tol(0.0);
+        let s = case_batch(&case, false).kernel::<f32>(&options);
+        let fx = &case.fixed_100;
+        assert!(
+            s.iterations[0] == 100 || s.marginal_error[0] == 0.0,
+            "{}",
+            case.id
+        );
+        let (f_ref, g_ref) =
+            common::shift_equal_means(&case.vec(fx, "f_raw"), &case.vec(fx, "g_raw"));
+        let tol = 100.0 * unit * max_c;
+        assert!(
+            max_abs_diff(&s.f.row(0).to_owned(), &f_ref) <= tol,
+            "{}: f",
+            case.id
+        );
+        assert!(
+            max_abs_diff(&s.g.row(0).to_owned(), &g_ref) <= tol,
+            "{}: g",
+            case.id
+        );
+        let err_ref = case.scalar(fx, "row_err_l1");
+        assert!(
+            (s.marginal_error[0] - err_ref).abs()
+                <= tol / case.eps + 8.0 * k as f64 * f32::EPSILON as f64,
+            "{}: marginal error {:e} vs {err_ref:e}",
+            case.id,
+            s.marginal_error[0]
+        );
+        assert!(
+            (s.loss[0] - case.scalar(fx, "dual_kl")).abs() <= tol,
+            "{}: loss",
+            case.id
+        );
+    }
+}
+
+/// Seeded batches on the thread-per-problem (K = 7, 8) and warp-per-problem (other K) kernels,
+/// with inputs rounded to E.
+fn seeded_batches<E: KernelElement>(
+    batch: usize,
+    k: usize,
+    seed: u64,
+) -> Vec<(&'static str, Batch)> {
+    let cost = CostMatrix::new(asymmetric_cost(k, seed).view()).unwrap();
+    let z = logits(batch, k, 2.0, seed);
+    let beta = distributions(batch, k, seed + 1);
+    let y = labels(batch, k, seed + 2);
+    let p = distributions(batch, k, seed + 3);
+    let none = Array2::zeros((batch, k));
+    let make = |source: &Array2<f64>, logits, labels, target: &Array2<f64>| {
+        Batch::new::<E>(cost.clone(), source, logits, labels, target)
+    };
+    vec![
+        ("logits/distributions", make(&z, true, None, &beta)),
+        (
+            "logits/smoothed labels",
+            make(&z, true, Some((y.clone(), 0.1)), &none),
+        ),
+        (
+            "logits/one-hot labels",
+            make(&z, true, Some((y.clone(), 0.0)), &none),
+        ),
+        ("probabilities/distributions", make(&p, false, None, &beta)),
+        (
+            "probabilities/one-hot labels",
+            make(&p, false, Some((y, 0.0)), &none),
+        ),
+    ]
+}
+
+const ITERS: u32 = 30;
+
+fn check_dtype<E: KernelElement>(batch: usize, k: usize) {
+    for (what, b) in seeded_batches::<E>(batch, k, 1000 + batch as u64 + k as u64) {
+        let cost = &b.cost;
+        for convention in [Convention::Kl, Convention::Entropy] {
+            let eps = 0.1 * cost.max();
+            let options = SolveOptions::new(eps)
+                .max_iters(ITERS)
+                .tol(0.0)
+                .convention(convention);
+            let kernel = b.kernel::<E>(&options);
+            let reference = b.solve::<f64>(&options, Backend::Reference);
+            let what = format!("{} B={batch} K={k} {what} {convention:?}", E::NAME);
+            assert_eq!(kernel.iterations.len(), batch);
+            for (i, (&n, &r)) in kernel
+                .iterations
+                .iter()
+                .zip(&reference.iterations)
+                .enumerate()
+            {
+                assert!(
+                    n == r || kernel.marginal_error[i] == 0.0 || n == ITERS,
+                    "{what}: problem {i} iterations {n} vs {r}"
+                );
+            }
+            if E::NAME == "f32" {
+                let tol = ITERS as f64 * unit(k, cost.max(), eps, f32::EPSILON as f64) * cost.max();
+                for (name, err) in errors(&kernel, &reference) {
+                    assert!(err <= tol, "{what}: {name} max|Δ| {err:e} > {tol:e}");
+                }
+            } else {
+                // At most twice the error of the CPU backend computing in f32 from the same
+                // half-precision inputs and rounding its outputs to the same type, both against
+                // the f64 reference; at least one ulp of E of the output's scale.
+                let cpu = round_to::<E>(&b.solve::<f32>(&options, Backend::Cpu));
+                for ((name, err), (_, cpu_err)) in errors(&kernel, &reference)
+                    .into_iter()
+                    .zip(errors(&cpu, &reference))
+                {
+                    let scale = match name {
+                        "loss" | "transport_cost" | "f" | "g" | "grad_source" => cost.max(),
+                        _ => 1.0,
+                    };
+                    let bound = 2.0 * cpu_err.max(E::EPSILON * scale);
+                    assert!(
+                        err <= bound,
+                        "{what}: {name} max|Δ| {err:e} > 2 × CPU's {cpu_err:e}"
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn seeded_batches_f32() {
+    for batch in [1, 31, 33, 97, 1025] {
+        check_dtype::<f32>(batch, 8);
+        check_dtype::<f32>(batch, 7);
+    }
+    for batch in [1, 31, 33, 97] {
+        check_dtype::<f32>(batch, 5);
+        check_dtype::<f32>(batch, 32);
+    }
+}
+
+#[test]
+fn seeded_batches_f16() {
+    for batch in [1, 31, 33, 97, 1025] {
+        check_dtype::<f16>(batch, 8);
+    }
+    for batch in [1, 33, 97] {
+        check_dtype::<f16>(batch, 13);
+    }
+}
+
+#[test]
+fn seeded_batches_bf16() {
+    for batch in [1, 31, 33, 97, 1025] {
+        check_dtype::<bf16>(batch, 8);
+    }
+    for batch in [1, 33, 97] {
+        check_dtype::<bf16>(batch, 13);
+    }
+}
+
+#[test]
+fn negative_labels_mark_ignored_problems() {
+    let (batch, k) = (33, 8);
+    let cost = CostMatrix::new(asymmetric_cost(k, 5).view()).unwrap();
+    let z = logits(batch, k, 2.0, 5).mapv(|x| x as f32);
+    let mut y = labels(batch, k, 6);
+    y[0] = -1;
+    y[32] = -1;
+    let s = run_kernel::<f32>(
+        &cost,
+        &z,
+        true,
+        &KernelTarget::Labels(y.clone(), 0.1),
+        &SolveOptions::new(0.1),
+    );
+    for b in [0, 32] {
+        assert_eq!(s.loss[b], 0.0);
+        assert_eq!(s.iterations[b], 0);
+        assert!(
+            s.f.row(b)
+                .iter()
+                .chain(s.grad_logits.as_ref().unwrap().row(b))
+                .all(|&x| x == 0.0)
+        );
+    }
+    assert!(s.iterations.iter().skip(1).take(31).all(|&n| n > 0));
+}
