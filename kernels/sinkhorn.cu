@@ -5,15 +5,16 @@
 //   _k7, _k8: 1. One problem's K^2 = 64 exponentials per half-iteration are independent, so a thread
 //             has enough ILP on its own, every lane of a warp does useful work (32 problems per warp),
 //             and no shuffles are needed. Warp-per-problem would leave 24 of 32 lanes idle at K = 8,
-//             i.e. 4x the MUFU issue slots per problem. The scaled cost sits in shared memory; all
-//             threads read the same word, a broadcast.
+//             i.e. 4x the MUFU issue slots per problem. The scaled cost is staged in shared memory
+//             once per block, then held in registers for the whole loop (~130-190 registers per
+//             thread: few warps per SM, but each has 8 independent exponentials per row in flight).
 //   _kn:      32 (one warp, lane = class, any K <= 32). A thread per problem would need K^2 = 1024
 //             exponentials in series and 32-float arrays indexed at run time (local memory).
 //
 // Launch contract, for every entry point:
 //   blockDim = (n, 1, 1) with n a multiple of 32 and n <= kMaxBlockThreads (256);
 //   gridDim = (any x >= 1, 1, 1): a grid-stride loop covers all problems, so the grid may be capped;
-//   no dynamic shared memory (static shared: <= 0.6 KB for _k7/_k8, 11 KB for _kn).
+//   no dynamic shared memory (static shared: 224/256 bytes for _k7/_k8, 11 KB for _kn).
 //   Suggested: n = 128, gridDim.x = min(ceil(batch * THREADS_PER_PROBLEM / n), 65535).
 #include "sinkhorn.cuh"
 

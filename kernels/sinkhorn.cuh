@@ -46,9 +46,6 @@ CIRCOT_UNROLL
     return neg_lse2_finish(m, s);
 }
 
-// Divisions use __fdividef (MUFU.RCP + FMUL, 2 ulp): an IEEE division brings a slow-path subroutine
-// whose calling convention costs registers and stack; none of the divisors here is near the
-// __fdividef range limit (|b| > 2^126).
 __host__ __device__ __forceinline__ float to_f32(float x) { return x; }
 __host__ __device__ __forceinline__ float to_f32(__half x) { return __half2float(x); }
 __host__ __device__ __forceinline__ float to_f32(__nv_bfloat16 x) { return __bfloat162float(x); }
@@ -77,6 +74,10 @@ template <class T>
 __host__ __device__ __forceinline__ void store(void* base, int64_t i, float x) {
     static_cast<T*>(base)[i] = from_f32<T>(x);
 }
+
+// Divisions use __fdividef (MUFU.RCP + FMUL, 2 ulp): an IEEE division brings a slow-path subroutine
+// whose calling convention costs registers and stack; none of the divisors here is near the
+// __fdividef range limit (|b| > 2^126).
 
 // Scaled cost c = C·log2(e)/eps, in shared memory as `rows` (c[i][j], row i = source class) and,
 // unless null, `cols` (its transpose), each row padded to `stride` floats with zeros. Called by every
