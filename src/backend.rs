@@ -5,7 +5,7 @@ use std::sync::Once;
 
 use crate::cost::CostMatrix;
 use crate::error::Result;
-use crate::problem::{SolveOptions, Solution, Source, Target};
+use crate::problem::{Solution, SolveOptions, Source, Target};
 use crate::real::Real;
 use crate::validate::check_request;
 use crate::{cpu, cuda, reference};

@@ -22,6 +22,22 @@ pub enum CostKind {
     Uniform,
 }
 
+impl CostKind {
+    /// Its name as the CLI spells it (`circumplex`, `uniform`).
+    pub fn name(self) -> &'static str {
+        match self {
+            CostKind::Circumplex => "circumplex",
+            CostKind::Uniform => "uniform",
+        }
+    }
+}
+
+impl fmt::Display for CostKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 impl FromStr for CostKind {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, Self::Err> {

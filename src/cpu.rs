@@ -9,7 +9,7 @@
 use crate::cost::{CostMatrix, MAX_CLASSES};
 use crate::driver::{Iterate, solve_batch};
 use crate::lse::lse;
-use crate::problem::{Executed, SolveOptions, Solution, Source, Target};
+use crate::problem::{Executed, Solution, SolveOptions, Source, Target};
 use crate::real::Real;
 use crate::rows::ProblemRows;
 
@@ -53,14 +53,20 @@ impl<T: Real> Iterate<T> for Scaled<T> {
         let k = rows.k;
         let (a, log_a, log_beta) = (rows.a(), rows.log_a(), rows.log_beta());
         let zero = T::zero();
-        let (mut u, mut v, mut next_u) = ([zero; MAX_CLASSES], [zero; MAX_CLASSES], [zero; MAX_CLASSES]);
+        let (mut u, mut v, mut next_u) = (
+            [zero; MAX_CLASSES],
+            [zero; MAX_CLASSES],
+            [zero; MAX_CLASSES],
+        );
         let (u, v, next_u) = (&mut u[..k], &mut v[..k], &mut next_u[..k]);
         self.f_update(log_beta, v, u);
         let mut iteration = 1;
         let error = loop {
             self.g_update(log_a, u, v);
             self.f_update(log_beta, v, next_u);
-            let error: T = (0..k).map(|i| a[i] * (u[i] - next_u[i]).exp_m1().abs()).sum();
+            let error: T = (0..k)
+                .map(|i| a[i] * (u[i] - next_u[i]).exp_m1().abs())
+                .sum();
             if error <= self.tol || iteration == self.max_iters {
                 break error;
             }
@@ -89,13 +95,5 @@ pub(crate) fn solve<T: Real>(
         max_iters: options.max_iters,
         tol: T::from_f64(options.effective_tol::<T>(cost.k(), cost.max())),
     };
-    solve_batch(
-        cost,
-        source,
-        target,
-        options,
-        &solver,
-        true,
-        Executed::Cpu,
-    )
+    solve_batch(cost, source, target, options, &solver, true, Executed::Cpu)
 }

@@ -6,7 +6,7 @@ use rayon::prelude::*;
 use crate::cost::{CostMatrix, MAX_CLASSES};
 use crate::onehot::one_hot_potentials;
 use crate::output::{Converged, Outputs, finish};
-use crate::problem::{Executed, SolveOptions, Solution, Source, Target};
+use crate::problem::{Executed, Solution, SolveOptions, Source, Target};
 use crate::real::Real;
 use crate::rows::ProblemRows;
 
@@ -69,5 +69,5 @@ pub(crate) fn solve_batch<T: Real, S: Iterate<T>>(
     } else {
         chunks.into_iter().for_each(run_chunk);
     }
-    outputs.into_solution(executed)
+    outputs.into_solution(executed, options.effective_tol::<T>(k, cost.max()))
 }

@@ -41,7 +41,7 @@ pub enum Error {
     CostNegative { row: usize, col: usize, value: f64 },
 
     /// An array has the wrong shape.
-    #[error("{what} has shape {found:?}, expected {expected:?}")]
+    #[error("{what} has shape {}, expected {}", tuple(found), tuple(expected))]
     Shape {
         what: &'static str,
         expected: Vec<usize>,
@@ -77,7 +77,11 @@ pub enum Error {
 
     /// A class label outside `0..K`.
     #[error("label {label} of problem {problem} is outside 0..{k}")]
-    LabelOutOfRange { problem: usize, label: i64, k: usize },
+    LabelOutOfRange {
+        problem: usize,
+        label: i64,
+        k: usize,
+    },
 
     /// ε must be finite and positive.
     #[error("eps = {value} must be finite and > 0")]
@@ -115,6 +119,21 @@ pub enum Error {
         backend: &'static str,
         reason: String,
     },
+}
+
+/// A shape as NumPy prints it: `(3,)`, `(2, 8)`.
+fn tuple(shape: &[usize]) -> String {
+    match shape {
+        [n] => format!("({n},)"),
+        _ => format!(
+            "({})",
+            shape
+                .iter()
+                .map(usize::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
 }
 
 /// Shorthand for results of this crate.

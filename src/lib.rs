@@ -55,7 +55,7 @@ pub use backend::{Backend, solve};
 pub use cost::{CostKind, CostMatrix, MAX_CLASSES, MIN_CLASSES};
 pub use error::{Error, Operand, Result};
 pub use problem::{
-    Convention, DEFAULT_MAX_ITERS, DEFAULT_TOL, Executed, SolveOptions, Solution, Source, Target,
+    Convention, DEFAULT_MAX_ITERS, DEFAULT_TOL, Executed, Solution, SolveOptions, Source, Target,
 };
 pub use real::{Element, Real};
 pub use validate::row_sum_tolerance;

@@ -104,7 +104,7 @@ impl<T: Real> Outputs<T> {
         chunks
     }
 
-    pub fn into_solution(self, executed: Executed) -> Solution<T> {
+    pub fn into_solution(self, executed: Executed, tol: f64) -> Solution<T> {
         let (b, k) = (self.batch, self.k);
         let matrix = |v: Vec<T>| Array2::from_shape_vec((b, k), v).expect("B x K buffer");
         Solution {
@@ -120,6 +120,7 @@ impl<T: Real> Outputs<T> {
                 .plan
                 .map(|v| Array3::from_shape_vec((b, k, k), v).expect("B x K x K buffer")),
             executed,
+            tol,
         }
     }
 }

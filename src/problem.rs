@@ -2,7 +2,7 @@
 
 use ndarray::{Array1, Array2, Array3, ArrayView1, ArrayView2};
 
-use crate::real::{Element, Real};
+use crate::real::Element;
 
 /// A batch of source distributions `a`, one row per problem (B × K).
 #[derive(Debug, Clone, Copy)]
@@ -69,6 +69,27 @@ pub enum Convention {
     /// `⟨P,C⟩ − ε·H(P)` (POT's `sinkhorn_log`, OTT's `ent_reg_cost`): the KL value minus
     /// `ε·(H(a) + H(β))`. Gradient w.r.t. `a`: `f + ε·(log a + 1)`.
     Entropy,
+}
+
+impl Convention {
+    /// Its name as the CLI spells it (`kl`, `entropy`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Convention::Kl => "kl",
+            Convention::Entropy => "entropy",
+        }
+    }
+}
+
+impl std::str::FromStr for Convention {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "kl" => Ok(Convention::Kl),
+            "entropy" => Ok(Convention::Entropy),
+            _ => Err(format!("unknown convention {s:?}; expected kl or entropy")),
+        }
+    }
 }
 
 /// Default iteration cap.
@@ -189,19 +210,21 @@ pub struct Solution<T> {
     pub plan: Option<Array3<T>>,
     /// The backend that ran.
     pub executed: Executed,
+    /// The stopping tolerance used (see [`SolveOptions::effective_tol`]).
+    pub tol: f64,
 }
 
-impl<T: Real> Solution<T> {
+impl<T: Element> Solution<T> {
     /// Number of problems.
     pub fn batch(&self) -> usize {
         self.loss.len()
     }
 
-    /// Number of problems that reached the tolerance before the iteration cap.
-    pub fn converged(&self, tol: f64) -> usize {
+    /// Number of problems whose final marginal error is within the tolerance used.
+    pub fn converged(&self) -> usize {
         self.marginal_error
             .iter()
-            .filter(|e| e.as_f64() <= tol)
+            .filter(|e| e.as_f64() <= self.tol)
             .count()
     }
 }

@@ -5,7 +5,7 @@ use num_traits::Float;
 
 use crate::cost::CostMatrix;
 use crate::error::{Error, Result};
-use crate::problem::{SolveOptions, Solution, Source, Target};
+use crate::problem::{Solution, SolveOptions, Source, Target};
 
 mod sealed {
     pub trait Sealed {}

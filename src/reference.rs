@@ -7,7 +7,7 @@ use ndarray::Array2;
 use crate::cost::CostMatrix;
 use crate::driver::{Iterate, solve_batch};
 use crate::lse::lse;
-use crate::problem::{Executed, SolveOptions, Solution, Source, Target};
+use crate::problem::{Executed, Solution, SolveOptions, Source, Target};
 use crate::real::{Element, Real};
 use crate::rows::ProblemRows;
 
@@ -77,11 +77,12 @@ pub(crate) fn solve<T: Real>(
             Target::Distributions(target64_storage.view())
         }
     };
+    let literal_tol = options.effective_tol::<T>(cost.k(), cost.max());
     let literal = Literal {
         cost: cost.to_vec(),
         eps: options.eps,
         max_iters: options.max_iters,
-        tol: options.effective_tol::<T>(cost.k(), cost.max()),
+        tol: literal_tol,
     };
     let solution = solve_batch(
         cost,
@@ -92,7 +93,9 @@ pub(crate) fn solve<T: Real>(
         false,
         Executed::Reference,
     );
-    narrow(solution)
+    let mut solution = narrow(solution);
+    solution.tol = literal_tol;
+    solution
 }
 
 fn narrow<T: Real>(s: Solution<f64>) -> Solution<T> {
@@ -109,5 +112,6 @@ fn narrow<T: Real>(s: Solution<f64>) -> Solution<T> {
         marginal_error: n1(s.marginal_error),
         plan: s.plan.map(|p| p.mapv(T::from_f64)),
         executed: s.executed,
+        tol: s.tol,
     }
 }

@@ -634,13 +634,13 @@ fn bad_targets_are_rejected() {
 fn mismatched_shapes_are_rejected() {
     Request::new()
         .with("target", &ndarray::array![0_i64, 1, 2])
-        .fails(&[], "labels has shape [3], expected [2]");
+        .fails(&[], "labels has shape (3,), expected (2,)");
     Request::new()
         .with("target", &ndarray::array![[1.0, 0.0, 0.0]])
-        .fails(&[], "target has shape [1, 3], expected [2, 3]");
+        .fails(&[], "target has shape (1, 3), expected (2, 3)");
     Request::new()
         .with("source", &ndarray::array![[0.25, 0.25, 0.25, 0.25]])
-        .fails(&[], "source has shape [1, 4], expected [1, 3]");
+        .fails(&[], "source has shape (1, 4), expected (1, 3)");
 }
 
 #[test]
@@ -683,7 +683,7 @@ fn bad_costs_are_rejected() {
         .fails(&[], "cost[2, 1] = inf is not finite");
     let line = Request::new()
         .with("cost", &ndarray::array![[0.0, 1.0], [1.0, 0.0]])
-        .fails(&[], "source has shape [2, 3], expected [2, 2]");
+        .fails(&[], "source has shape (2, 3), expected (2, 2)");
     assert!(line.contains("source"), "{line}");
 }
 

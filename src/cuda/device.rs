@@ -118,12 +118,20 @@ impl<E: KernelElement + DeviceRepr + ValidAsZeroBits> DeviceOutputs<E> {
             f: zeros(batch * k)?,
             g: zeros(batch * k)?,
             grad_source: zeros(batch * k)?,
-            grad_logits: if logits { Some(zeros(batch * k)?) } else { None },
+            grad_logits: if logits {
+                Some(zeros(batch * k)?)
+            } else {
+                None
+            },
             iterations: stream
                 .alloc_zeros::<i32>(batch.max(1))
                 .map_err(|e| cuda_error("alloc", e))?,
             marginal_error: zeros(batch)?,
-            plan: if plan { Some(zeros(batch * k * k)?) } else { None },
+            plan: if plan {
+                Some(zeros(batch * k * k)?)
+            } else {
+                None
+            },
         })
     }
 }

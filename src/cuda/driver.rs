@@ -61,9 +61,11 @@ impl Gpu {
 
 fn open() -> std::result::Result<Gpu, String> {
     if FATBIN.is_none() {
-        return Err("the kernels were not built: nvcc was not found when circot was compiled \
+        return Err(
+            "the kernels were not built: nvcc was not found when circot was compiled \
                     (set NVCC or CUDA_HOME, or put nvcc on PATH, and rebuild)"
-            .into());
+                .into(),
+        );
     }
     // SAFETY: is_culib_present only tries to dlopen the driver library by its usual names and
     // drops the handle; it has no preconditions and touches no cudarc state.

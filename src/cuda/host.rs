@@ -11,7 +11,7 @@ use super::driver::{Gpu, cuda_error};
 use super::launch::KernelElement;
 use crate::cost::CostMatrix;
 use crate::error::Result;
-use crate::problem::{Executed, SolveOptions, Solution, Source, Target};
+use crate::problem::{Executed, Solution, SolveOptions, Source, Target};
 use crate::validate::check_request;
 
 /// Share of the free device memory one chunk may use (the rest is headroom for other users).
@@ -57,8 +57,7 @@ pub(crate) fn solve_validated<E: KernelElement + DeviceRepr + ValidAsZeroBits>(
             let label_rows;
             let device_target = match target {
                 Target::Labels { labels, smoothing } => {
-                    label_rows =
-                        upload(stream, labels.slice(s![start..end]).iter().copied())?;
+                    label_rows = upload(stream, labels.slice(s![start..end]).iter().copied())?;
                     DeviceTarget::Labels {
                         labels: &label_rows,
                         smoothing,
@@ -85,7 +84,7 @@ pub(crate) fn solve_validated<E: KernelElement + DeviceRepr + ValidAsZeroBits>(
             .synchronize()
             .map_err(|e| cuda_error("synchronize", e))?;
     }
-    Ok(host.into_solution())
+    Ok(host.into_solution(options.effective_tol::<f32>(cost.k(), cost.max())))
 }
 
 fn upload<T: DeviceRepr>(
@@ -159,12 +158,28 @@ impl<E: KernelElement + DeviceRepr> HostOutputs<E> {
                 .map_err(|e| cuda_error("copy to host", e))
         }
         copy(stream, &out.loss, &mut self.loss[start..start + n])?;
-        copy(stream, &out.transport_cost, &mut self.transport_cost[start..start + n])?;
+        copy(
+            stream,
+            &out.transport_cost,
+            &mut self.transport_cost[start..start + n],
+        )?;
         copy(stream, &out.f, &mut self.f[start * k..(start + n) * k])?;
         copy(stream, &out.g, &mut self.g[start * k..(start + n) * k])?;
-        copy(stream, &out.grad_source, &mut self.grad_source[start * k..(start + n) * k])?;
-        copy(stream, &out.iterations, &mut self.iterations[start..start + n])?;
-        copy(stream, &out.marginal_error, &mut self.marginal_error[start..start + n])?;
+        copy(
+            stream,
+            &out.grad_source,
+            &mut self.grad_source[start * k..(start + n) * k],
+        )?;
+        copy(
+            stream,
+            &out.iterations,
+            &mut self.iterations[start..start + n],
+        )?;
+        copy(
+            stream,
+            &out.marginal_error,
+            &mut self.marginal_error[start..start + n],
+        )?;
         if let (Some(from), Some(to)) = (&out.grad_logits, &mut self.grad_logits) {
             copy(stream, from, &mut to[start * k..(start + n) * k])?;
         }
@@ -174,7 +189,7 @@ impl<E: KernelElement + DeviceRepr> HostOutputs<E> {
         Ok(())
     }
 
-    fn into_solution(self) -> Solution<E> {
+    fn into_solution(self, tol: f64) -> Solution<E> {
         let (b, k) = (self.batch, self.k);
         let matrix = |v: Vec<E>| Array2::from_shape_vec((b, k), v).expect("B x K buffer");
         Solution {
@@ -190,6 +205,7 @@ impl<E: KernelElement + DeviceRepr> HostOutputs<E> {
                 .plan
                 .map(|v| Array3::from_shape_vec((b, k, k), v).expect("B x K x K buffer")),
             executed: Executed::Cuda,
+            tol,
         }
     }
 }

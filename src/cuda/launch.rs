@@ -65,7 +65,9 @@ pub struct LaunchShape {
 /// The launch for `batch` problems (`batch ≥ 1`) of `k` classes in element type `E`.
 pub fn launch_shape<E: KernelElement>(batch: usize, k: usize) -> LaunchShape {
     let threads = batch as u64 * threads_per_problem(k) as u64;
-    let blocks = threads.div_ceil(BLOCK_THREADS as u64).clamp(1, MAX_GRID as u64);
+    let blocks = threads
+        .div_ceil(BLOCK_THREADS as u64)
+        .clamp(1, MAX_GRID as u64);
     LaunchShape {
         kernel: kernel_name::<E>(k),
         grid: blocks as u32,

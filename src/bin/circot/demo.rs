@@ -98,7 +98,7 @@ fn report(
         loss.iter().copied().fold(f64::INFINITY, f64::min),
         loss.iter().copied().fold(f64::NEG_INFINITY, f64::max),
     );
-    let converged = s.converged(tol);
+    let converged = s.converged();
     println!(
         "  iterations   mean {:.1}, max {}; converged {} / {}",
         total_iterations as f64 / iterations.len() as f64,
