@@ -19,7 +19,6 @@ const LOGIT_STD: f64 = 2.0;
 const SMOOTHING: f64 = 0.1;
 /// ε relative to max C: a typical training value.
 const EPS_FACTOR: f64 = 0.05;
-const TOL: f64 = 1e-5;
 
 /// Runs the demo.
 pub fn run() -> Result<(), CliError> {
@@ -27,7 +26,8 @@ pub fn run() -> Result<(), CliError> {
     let k = cost.k();
     let (logits, targets) = batch(k);
     let eps = EPS_FACTOR * cost.max();
-    let options = SolveOptions::new(eps).tol(TOL);
+    // The default tolerance: 1e-6, raised to f32's precision floor at this eps.
+    let options = SolveOptions::new(eps);
 
     let start = Instant::now();
     let solution = circot::solve(
@@ -75,7 +75,7 @@ fn report(
     let loss: Vec<f64> = s.loss.iter().map(|v| v.as_f64()).collect();
     let iterations: Vec<u64> = s.iterations.iter().map(|&i| u64::from(i)).collect();
     let total_iterations: u64 = iterations.iter().sum();
-    let tol = options.effective_tol::<f32>(k, cost.max());
+    let tol = s.tol;
     let grad = s
         .grad_logits
         .as_ref()
@@ -88,7 +88,7 @@ fn report(
 
     println!("circot demo: AffectNet-8 circumplex cost, label-smoothed targets (s = {SMOOTHING})");
     println!(
-        "  backend      {} (f32), batch B = {}, K = {k}, eps = {eps:.4} ({EPS_FACTOR} x max C), tol = {tol:.0e}",
+        "  backend      {} (f32), batch B = {}, K = {k}, eps = {eps:.4} ({EPS_FACTOR} x max C), tol = {tol:.1e}",
         s.executed.name(),
         s.batch()
     );
@@ -107,11 +107,8 @@ fn report(
         s.batch()
     );
     if converged < s.batch() {
-        // Not a failure: f32 cannot resolve a marginal error much below this floor.
-        let floor = k as f64 * (cost.max() / eps) * f64::from(f32::EPSILON);
         println!(
-            "               the other {} stopped at the cap of {} iterations: tol is below the f32 \
-             precision floor K·(max C/ε)·ε_mach = {floor:.1e}",
+            "               the other {} reached the cap of {} iterations (slow to converge at this eps; reported, not an error)",
             s.batch() - converged,
             options.max_iters
         );
