@@ -16,7 +16,8 @@ use serde_json::Value;
 use tempfile::TempDir;
 
 const CIRCOT: &str = env!("CARGO_BIN_EXE_circot");
-const CASES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/refs/cases.json");
+/// The repository's copy of `shared/refs/cases.json` (see tests/refs_copy.rs).
+const CASES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/cases.json");
 
 // ---------------------------------------------------------------------------------------------
 // Running the binary and reading what it wrote.

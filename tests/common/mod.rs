@@ -47,9 +47,10 @@ fn vector(v: &Value) -> Array1<f64> {
         .collect()
 }
 
-/// Where the shared reference vectors live (beside the checkout).
+/// The reference vectors: a byte-for-byte copy of `shared/refs/cases.json` kept in the repository,
+/// so a clone anywhere can run the tests (`tests/refs_copy.rs` checks it against the original).
 pub fn cases_path() -> std::path::PathBuf {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/refs/cases.json")
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/cases.json")
 }
 
 /// All reference cases. Fails (never skips) when the file is missing.
