@@ -38,7 +38,14 @@ fn run<T: Real>(c: &mut Criterion, backend: Backend, sizes: &[usize]) {
                     labels: labels.view(),
                     smoothing: 0.1,
                 };
-                solve(&cost, Source::Logits(logits.view()), target, &options, backend).unwrap()
+                solve(
+                    &cost,
+                    Source::Logits(logits.view()),
+                    target,
+                    &options,
+                    backend,
+                )
+                .unwrap()
             })
         });
     }
