@@ -245,6 +245,24 @@ CIRCOT_UNROLL
 // x·log2 x with 0·log2 0 = 0 (entropy terms of zero masses).
 __host__ __device__ __forceinline__ float xlog2x(float x, float lx) { return x > 0.f ? x * lx : 0.f; }
 
+// Reads problem b's row of a B x K distribution and renormalises it in f32, as the CPU backend does:
+// x = raw / sum, lx = log2 raw - log2 sum (-inf at zero mass). Rows are validated to sum to 1 only
+// up to their type's precision (f16/bf16 rounding alone leaves |sum - 1| up to about K·2^-9), and
+// |sum a - sum beta| would be a floor under the marginal error.
+template <class T, class Team>
+__host__ __device__ __forceinline__ void load_distribution(const Team& t, const void* base, int64_t b,
+                                                          float (&x)[Team::kSlots], float (&lx)[Team::kSlots]) {
+CIRCOT_UNROLL
+    for (int s = 0; s < Team::kSlots; ++s) x[s] = t.valid(s) ? load<T>(base, b * t.k() + t.cls(s)) : 0.f;
+    const float sum = team_sum(t, [&](int s) { return x[s]; });
+    const float inv = __fdividef(1.f, sum), lsum = lg2(sum);
+CIRCOT_UNROLL
+    for (int s = 0; s < Team::kSlots; ++s) {
+        lx[s] = lg2(x[s]) - lsum;
+        x[s] *= inv;
+    }
+}
+
 template <class T, class Team>
 __host__ __device__ __forceinline__ void write_ignored(Team& t, const SinkhornParams& p, int64_t b) {
     const int K = t.k();
@@ -303,26 +321,20 @@ CIRCOT_UNROLL
             a[s] = ex2(la[s]);
         }
     } else {
-CIRCOT_UNROLL
-        for (int s = 0; s < S; ++s) {
-            a[s] = t.valid(s) ? load<T>(p.source, b * K + t.cls(s)) : 0.f;
-            la[s] = lg2(a[s]);
-        }
+        load_distribution<T>(t, p.source, b, a, la);
     }
 
     // Target: beta and lb = log2 beta (-inf for zero mass).
     float bt[S], lb[S];
+    if (p.labels) {
+        const float off = __fdividef(p.smoothing, static_cast<float>(K));
 CIRCOT_UNROLL
-    for (int s = 0; s < S; ++s) {
-        if (!t.valid(s)) {
-            bt[s] = 0.f;
-        } else if (p.labels) {
-            const float off = __fdividef(p.smoothing, static_cast<float>(K));
-            bt[s] = t.cls(s) == y ? (1.f - p.smoothing) + off : off;
-        } else {
-            bt[s] = load<T>(p.target, b * K + t.cls(s));
+        for (int s = 0; s < S; ++s) {
+            bt[s] = !t.valid(s) ? 0.f : t.cls(s) == y ? (1.f - p.smoothing) + off : off;
+            lb[s] = lg2(bt[s]);
         }
-        lb[s] = lg2(bt[s]);
+    } else {
+        load_distribution<T>(t, p.target, b, bt, lb);
     }
 
     float u[S], v[S], w[S];
