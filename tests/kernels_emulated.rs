@@ -189,6 +189,26 @@ impl Batch {
         widen(s)
     }
 
+    #[cfg(feature = "cuda")]
+    fn gpu<E: KernelElement>(&self, options: &SolveOptions) -> Solution<f64> {
+        let source = self.source.mapv(E::from_f64);
+        let target = self.target.mapv(E::from_f64);
+        let source = if self.logits {
+            Source::Logits(source.view())
+        } else {
+            Source::Probabilities(source.view())
+        };
+        let target = match &self.labels {
+            Some((y, s)) => Target::Labels {
+                labels: y.view(),
+                smoothing: *s,
+            },
+            None => Target::Distributions(target.view()),
+        };
+        let options = options.clone().with_plan(true);
+        widen(circot::cuda::solve(&self.cost, source, target, &options).expect("GPU solve"))
+    }
+
     fn kernel<E: KernelElement>(&self, options: &SolveOptions) -> Solution<f64> {
         let source = self.source.mapv(E::from_f64);
         let target = match &self.labels {
@@ -199,7 +219,7 @@ impl Batch {
     }
 }
 
-fn widen<T: circot::Real>(s: Solution<T>) -> Solution<f64> {
+fn widen<T: Element>(s: Solution<T>) -> Solution<f64> {
     let w2 = |a: &Array2<T>| a.mapv(Element::as_f64);
     let mut out = empty_solution();
     out.loss = s.loss.mapv(Element::as_f64);
@@ -411,7 +431,20 @@ fn seeded_batches<E: KernelElement>(
 
 const ITERS: u32 = 30;
 
+/// Which implementation of the kernels a check runs.
+#[derive(Clone, Copy, PartialEq)]
+enum Runner {
+    /// The kernel source under the CPU emulator.
+    Emulator,
+    /// The fatbin on a real GPU through cudarc (`circot::cuda::solve`).
+    Gpu,
+}
+
 fn check_dtype<E: KernelElement>(batch: usize, k: usize) {
+    check_runner::<E>(batch, k, Runner::Emulator);
+}
+
+fn check_runner<E: KernelElement>(batch: usize, k: usize, runner: Runner) {
     for (what, b) in seeded_batches::<E>(batch, k, 1000 + batch as u64 + k as u64) {
         let cost = &b.cost;
         for convention in [Convention::Kl, Convention::Entropy] {
@@ -420,7 +453,10 @@ fn check_dtype<E: KernelElement>(batch: usize, k: usize) {
                 .max_iters(ITERS)
                 .tol(0.0)
                 .convention(convention);
-            let kernel = b.kernel::<E>(&options);
+            let kernel = match runner {
+                Runner::Emulator => b.kernel::<E>(&options),
+                Runner::Gpu => b.gpu::<E>(&options),
+            };
             let reference = b.solve::<f64>(&options, Backend::Reference);
             let what = format!("{} B={batch} K={k} {what} {convention:?}", E::NAME);
             assert_eq!(kernel.iterations.len(), batch);
@@ -522,4 +558,22 @@ fn negative_labels_mark_ignored_problems() {
         );
     }
     assert!(s.iterations.iter().skip(1).take(31).all(|&n| n > 0));
+}
+
+/// The real launch path on a GPU, where there is one: the same seeded batches and bounds as the
+/// emulator, so the GPU is held to the reference exactly as the emulated source is.
+#[cfg(feature = "cuda")]
+#[test]
+fn real_gpu_against_the_reference() {
+    if let Err(why) = circot::cuda::availability() {
+        eprintln!("SKIPPED: no GPU here ({why}); the emulated kernels above ran instead");
+        return;
+    }
+    for batch in [1, 31, 33, 97, 1025] {
+        for k in [7, 8, 13, 32] {
+            check_runner::<f32>(batch, k, Runner::Gpu);
+            check_runner::<f16>(batch, k, Runner::Gpu);
+            check_runner::<bf16>(batch, k, Runner::Gpu);
+        }
+    }
 }

@@ -5,7 +5,6 @@ use std::sync::Arc;
 
 use cudarc::driver::{
     CudaContext, CudaFunction, CudaModule, CudaSlice, CudaStream, DevicePtr, DevicePtrMut,
-    DeviceRepr, ValidAsZeroBits,
 };
 
 use super::driver::{self, cuda_error};
@@ -94,7 +93,7 @@ pub struct DeviceOutputs<E> {
     pub plan: Option<CudaSlice<E>>,
 }
 
-impl<E: KernelElement + DeviceRepr + ValidAsZeroBits> DeviceOutputs<E> {
+impl<E: KernelElement> DeviceOutputs<E> {
     /// Allocates outputs for `batch` problems of `k` classes.
     pub fn alloc(
         stream: &Arc<CudaStream>,
@@ -141,7 +140,7 @@ impl<E: KernelElement + DeviceRepr + ValidAsZeroBits> DeviceOutputs<E> {
 /// Shapes and options are checked; the values in device memory are not (that would need a copy):
 /// the caller guarantees finite inputs, rows on the simplex and labels below K, as the host API
 /// would have checked. `outputs.plan`/`grad_logits` are filled when present.
-pub fn enqueue<E: KernelElement + DeviceRepr>(
+pub fn enqueue<E: KernelElement>(
     kernels: &CudaKernels,
     stream: &CudaStream,
     cost: &DeviceCost,

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use cudarc::driver::{CudaSlice, CudaStream, DeviceRepr, ValidAsZeroBits};
+use cudarc::driver::{CudaSlice, CudaStream, DeviceRepr};
 use ndarray::{Array1, Array2, Array3, s};
 
 use super::device::{DeviceCost, DeviceOutputs, DeviceSource, DeviceTarget, enqueue};
@@ -18,7 +18,7 @@ use crate::validate::check_request;
 const MEMORY_SHARE: usize = 2;
 
 /// Solves a batch on device 0: validates on the host, copies in, launches, copies out.
-pub fn solve<E: KernelElement + DeviceRepr + ValidAsZeroBits>(
+pub fn solve<E: KernelElement>(
     cost: &CostMatrix,
     source: Source<'_, E>,
     target: Target<'_, E>,
@@ -29,7 +29,7 @@ pub fn solve<E: KernelElement + DeviceRepr + ValidAsZeroBits>(
 }
 
 /// [`solve`] for a request already checked.
-pub(crate) fn solve_validated<E: KernelElement + DeviceRepr + ValidAsZeroBits>(
+pub(crate) fn solve_validated<E: KernelElement>(
     cost: &CostMatrix,
     source: Source<'_, E>,
     target: Target<'_, E>,
@@ -121,7 +121,7 @@ struct HostOutputs<E> {
     plan: Option<Vec<E>>,
 }
 
-impl<E: KernelElement + DeviceRepr> HostOutputs<E> {
+impl<E: KernelElement> HostOutputs<E> {
     fn new(batch: usize, k: usize, logits: bool, plan: bool) -> Self {
         let zeros = |n: usize| vec![E::from_f64(0.0); n];
         HostOutputs {

@@ -18,6 +18,13 @@ mod sealed {
 }
 
 /// Element types the kernels read and write: `f32`, `half::f16`, `half::bf16` (arithmetic is f32).
+#[cfg(feature = "cuda")]
+pub trait KernelElement:
+    Element + sealed::Sealed + cudarc::driver::DeviceRepr + cudarc::driver::ValidAsZeroBits
+{
+}
+/// Element types the kernels read and write: `f32`, `half::f16`, `half::bf16` (arithmetic is f32).
+#[cfg(not(feature = "cuda"))]
 pub trait KernelElement: Element + sealed::Sealed {}
 impl KernelElement for f32 {}
 impl KernelElement for half::f16 {}
