@@ -242,7 +242,9 @@ bool resolve() {
         live += t.state != State::Exited;
     }
     if (waiting > 0 && waiting == live) {
-        for (Thread& t : g->threads) t.state = State::Ready;
+        for (Thread& t : g->threads) {
+            if (t.state == State::AtBarrier) t.state = State::Ready;
+        }
         progress = true;
     }
     return progress;

@@ -48,14 +48,15 @@ extern "C" __global__ void emu_test_collectives(TestParams p) {
     o[7] = lane < 16 ? __shfl_xor_sync(0x0000ffffu, v, 1) : __shfl_down_sync(0xffff0000u, v, 1);
 }
 
-// Correct: a block reverses its thread indices through dynamic shared memory; the last block may be
-// partial (threads past n still reach both barriers).
+// Correct: a block reverses its thread indices through dynamic shared memory. In a partial last
+// block the threads past n exit between the two barriers (exited threads count as arrived).
 extern "C" __global__ void emu_test_shared_reverse(TestParams p) {
     uint32_t* s = static_cast<uint32_t*>(circot_emu::dynamic_shared());
     const unsigned i = global_thread();
     s[threadIdx.x] = i;
     __syncthreads();
-    if (i < p.n) p.out[i] = s[blockDim.x - 1 - threadIdx.x];
+    if (i >= p.n) return;
+    p.out[i] = s[blockDim.x - 1 - threadIdx.x];
     __syncthreads();
 }
 
