@@ -132,14 +132,14 @@ void yield() { switch_fiber(g->current->fiber, g->scheduler); }
 [[noreturn]] void fail(const std::string& msg) {
     set_error(msg);
     yield();
-    __builtin_unreachable();
+    __builtin_trap();  // the scheduler never resumes a failed or exited fiber
 }
 
 void fiber_main() {
     g->kernel->entry(g->params);
     g->current->state = State::Exited;
     yield();
-    __builtin_unreachable();
+    __builtin_trap();  // the scheduler never resumes a failed or exited fiber
 }
 
 uint32_t collective(Op op, unsigned mask, uint32_t value, int arg, int width) {

@@ -1,4 +1,4 @@
-// Emulator-only kernels: three deliberate bugs the emulator must report, and two correct kernels
+// Emulator-only kernels: deliberate bugs the emulator must report, and two correct kernels
 // whose outputs pin down shuffle, vote and shared-memory semantics. Each thread writes out[i] for
 // its global thread index i (out has grid x block entries, or 32 per lane for emu_test_collectives).
 struct TestParams {
@@ -33,6 +33,17 @@ extern "C" __global__ void emu_test_syncthreads_vs_shfl(TestParams p) {
     }
 }
 
+// Bug: the lanes of the lower half shuffle among themselves but read lane 20.
+extern "C" __global__ void emu_test_reads_outside_mask(TestParams p) {
+    const unsigned lane = threadIdx.x % 32;
+    if (lane < 16) p.out[global_thread()] = __shfl_sync(0x0000ffffu, lane, 20);
+}
+
+// Bug: lane 1 passes a mask without itself.
+extern "C" __global__ void emu_test_caller_outside_mask(TestParams p) {
+    p.out[global_thread()] = __ballot_sync(0x1u, 1);
+}
+
 // Correct: each lane records shuffles with widths, a partial-mask shuffle, and votes.
 extern "C" __global__ void emu_test_collectives(TestParams p) {
     const unsigned lane = threadIdx.x % 32;
@@ -60,6 +71,11 @@ extern "C" __global__ void emu_test_shared_reverse(TestParams p) {
     __syncthreads();
 }
 
-#define CIRCOT_EMU_TEST_KERNELS(X)                                                                         \
-    X(emu_test_exited_lane) X(emu_test_divergent_mask) X(emu_test_syncthreads_vs_shfl) X(emu_test_collectives) \
-        X(emu_test_shared_reverse)
+#define CIRCOT_EMU_TEST_KERNELS(X)                                                        \
+    X(emu_test_exited_lane)                                                               \
+    X(emu_test_divergent_mask)                                                            \
+    X(emu_test_syncthreads_vs_shfl)                                                       \
+    X(emu_test_reads_outside_mask)                                                        \
+    X(emu_test_caller_outside_mask)                                                       \
+    X(emu_test_collectives)                                                               \
+    X(emu_test_shared_reverse)

@@ -100,6 +100,30 @@ fn reports_syncthreads_against_a_shuffle() {
 }
 
 #[test]
+fn reports_a_shuffle_reading_outside_its_mask() {
+    expect_error(
+        "emu_test_reads_outside_mask",
+        32,
+        32,
+        &[
+            "warp 0, lane 0: __shfl_sync with mask 0x0000ffff reads lane 20, which is not in the mask",
+        ],
+    );
+}
+
+#[test]
+fn reports_a_caller_outside_its_mask() {
+    expect_error(
+        "emu_test_caller_outside_mask",
+        32,
+        32,
+        &[
+            "warp 0, lane 1: __ballot_sync with mask 0x00000001: the calling lane is not in the mask",
+        ],
+    );
+}
+
+#[test]
 fn rejects_bad_launches() {
     let mut out = vec![0u32; 64];
     let cases: [(&str, u32, usize, &str); 4] = [
