@@ -67,8 +67,10 @@ fn distribution(seed: usize) -> Vec<f32> {
     w.iter().map(|x| x / total).collect()
 }
 
+/// Solves with the launcher's geometry (block 128), or with `grid` blocks if given.
 fn solve(
     kernel: &str,
+    grid: Option<u32>,
     batch: usize,
     source: &[f32],
     target: Option<&[f32]>,
@@ -110,7 +112,7 @@ fn solve(
         reserved: 0,
     };
     let per_problem = if kernel.ends_with("_kn") { 32 } else { 1 };
-    let grid = (batch * per_problem).div_ceil(128) as u32;
+    let grid = grid.unwrap_or((batch * per_problem).div_ceil(128) as u32);
     // SAFETY: params mirrors SinkhornParams; every pointer is a live host buffer sized for `batch`
     // problems of K classes (plan K x K), inputs are read-only, and nothing else touches them.
     unsafe {
@@ -130,7 +132,7 @@ fn solve(
 #[test]
 fn k8_meets_the_marginals() {
     let (a, b, c) = (distribution(1), distribution(2), cost());
-    let o = solve("circot_sinkhorn_f32_k8", 1, &a, Some(&b), None, &c);
+    let o = solve("circot_sinkhorn_f32_k8", None, 1, &a, Some(&b), None, &c);
     let plan = &o.plan;
     let row_err: f32 = (0..K)
         .map(|i| (plan[i * K..][..K].iter().sum::<f32>() - a[i]).abs())
@@ -163,6 +165,7 @@ fn one_hot_labels_use_the_closed_form() {
     let source: Vec<f32> = a.iter().chain(&a).copied().collect();
     let o = solve(
         "circot_sinkhorn_f32_k8",
+        None,
         2,
         &source,
         None,
@@ -189,8 +192,24 @@ fn any_k_path_agrees_with_k8_over_a_partial_block() {
     let c = cost();
     let a: Vec<f32> = (0..batch).flat_map(distribution).collect();
     let b: Vec<f32> = (0..batch).flat_map(|p| distribution(p + 7)).collect();
-    let k8 = solve("circot_sinkhorn_f32_k8", batch, &a, Some(&b), None, &c);
-    let kn = solve("circot_sinkhorn_f32_kn", batch, &a, Some(&b), None, &c);
+    let k8 = solve(
+        "circot_sinkhorn_f32_k8",
+        None,
+        batch,
+        &a,
+        Some(&b),
+        None,
+        &c,
+    );
+    let kn = solve(
+        "circot_sinkhorn_f32_kn",
+        None,
+        batch,
+        &a,
+        Some(&b),
+        None,
+        &c,
+    );
     for (x, y) in
         k8.f.iter()
             .chain(&k8.g)
@@ -198,5 +217,24 @@ fn any_k_path_agrees_with_k8_over_a_partial_block() {
             .zip(kn.f.iter().chain(&kn.g).chain(&kn.loss))
     {
         assert!((x - y).abs() < 1e-4, "{x} vs {y}");
+    }
+}
+
+#[test]
+fn grid_stride_loop_covers_any_grid() {
+    let batch = 37;
+    let c = cost();
+    let a: Vec<f32> = (0..batch).flat_map(distribution).collect();
+    let b: Vec<f32> = (0..batch).flat_map(|p| distribution(p + 3)).collect();
+    for kernel in ["circot_sinkhorn_f32_k8", "circot_sinkhorn_f32_kn"] {
+        let full = solve(kernel, None, batch, &a, Some(&b), None, &c);
+        for grid in [1, 2, 3] {
+            let capped = solve(kernel, Some(grid), batch, &a, Some(&b), None, &c);
+            assert_eq!(capped.plan, full.plan, "{kernel}, grid {grid}");
+            assert_eq!(
+                (&capped.f, &capped.loss, &capped.iterations),
+                (&full.f, &full.loss, &full.iterations)
+            );
+        }
     }
 }
