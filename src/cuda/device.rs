@@ -3,12 +3,10 @@
 
 use std::sync::Arc;
 
-use cudarc::driver::{
-    CudaContext, CudaFunction, CudaModule, CudaSlice, CudaStream, DevicePtr, DevicePtrMut,
-};
+use cudarc::driver::{CudaContext, CudaFunction, CudaModule, CudaSlice, CudaStream};
 
 use super::driver::{self, cuda_error};
-use super::launch::{KernelElement, launch_shape};
+use super::launch::KernelElement;
 use super::params::SinkhornParams;
 use crate::cost::CostMatrix;
 use crate::error::{Error, Result};
@@ -28,7 +26,7 @@ impl CudaKernels {
         })
     }
 
-    fn function(&self, name: &str) -> Result<CudaFunction> {
+    pub(crate) fn function(&self, name: &str) -> Result<CudaFunction> {
         self.module
             .load_function(name)
             .map_err(|e| cuda_error("load_function", e))
@@ -154,105 +152,44 @@ pub fn enqueue<E: KernelElement>(
     if k != cost.k {
         return Err(shape("outputs", vec![cost.k], vec![k]));
     }
-    let (source_buffer, logits) = match source {
+    let (source, logits) = match source {
         DeviceSource::Probabilities(s) => (s, false),
         DeviceSource::Logits(s) => (s, true),
     };
-    expect_len("source", source_buffer.len(), batch * k)?;
+    let (target, labels, smoothing) = match target {
+        DeviceTarget::Labels { labels, smoothing } => {
+            if !(0.0..=1.0).contains(&smoothing) {
+                return Err(Error::Smoothing { value: smoothing });
+            }
+            (None, Some(labels), smoothing)
+        }
+        DeviceTarget::Distributions(d) => (Some(d), None, 0.0),
+    };
     if logits && outputs.grad_logits.is_none() {
         return Err(shape("grad_logits output", vec![batch, k], vec![0]));
     }
-    if batch == 0 {
-        return Ok(());
-    }
-    let o = &*outputs;
-    for (what, found, needed) in [
-        ("loss output", o.loss.len(), batch),
-        ("transport_cost output", o.transport_cost.len(), batch),
-        ("f output", o.f.len(), batch * k),
-        ("g output", o.g.len(), batch * k),
-        ("grad_source output", o.grad_source.len(), batch * k),
-        ("iterations output", o.iterations.len(), batch),
-        ("marginal_error output", o.marginal_error.len(), batch),
-    ] {
-        expect_len(what, found, needed)?;
-    }
     let tol = options.effective_tol::<f32>(k, cost.max);
-    let smoothing = match &target {
-        DeviceTarget::Labels { labels, smoothing } => {
-            expect_len("labels", labels.len(), batch)?;
-            if !(0.0..=1.0).contains(smoothing) {
-                return Err(Error::Smoothing { value: *smoothing });
-            }
-            *smoothing
-        }
-        DeviceTarget::Distributions(d) => {
-            expect_len("target", d.len(), batch * k)?;
-            0.0
-        }
+    let params = SinkhornParams::scalars(batch, k, options, tol, logits, smoothing);
+    let buffers = Buffers {
+        source,
+        target,
+        labels,
+        cost: &cost.buffer,
+        outputs,
     };
-    let mut params = SinkhornParams::scalars(batch, k, options, tol, logits, smoothing);
-    let shape = launch_shape::<E>(batch, k);
-    let function = kernels.function(&shape.kernel)?;
-
-    // The guards returned with each address keep cudarc's event tracking right: they record
-    // the reads and writes of this launch when dropped, after it is enqueued.
-    let (source_ptr, _s) = source_buffer.device_ptr(stream);
-    params.source = source_ptr;
-    let mut guards = Vec::new();
-    match target {
-        DeviceTarget::Labels { labels, .. } => {
-            let (ptr, guard) = labels.device_ptr(stream);
-            params.labels = ptr;
-            guards.push(guard);
-        }
-        DeviceTarget::Distributions(d) => {
-            let (ptr, guard) = d.device_ptr(stream);
-            params.target = ptr;
-            guards.push(guard);
-        }
-    }
-    let (cost_ptr, _c) = cost.buffer.device_ptr(stream);
-    params.cost = cost_ptr;
-    let o = outputs;
-    let (loss, _o1) = o.loss.device_ptr_mut(stream);
-    let (transport_cost, _o2) = o.transport_cost.device_ptr_mut(stream);
-    let (f, _o3) = o.f.device_ptr_mut(stream);
-    let (g, _o4) = o.g.device_ptr_mut(stream);
-    let (grad_source, _o5) = o.grad_source.device_ptr_mut(stream);
-    let (iterations, _o6) = o.iterations.device_ptr_mut(stream);
-    let (marginal_error, _o7) = o.marginal_error.device_ptr_mut(stream);
-    params.loss = loss;
-    params.transport_cost = transport_cost;
-    params.f = f;
-    params.g = g;
-    params.grad_source = grad_source;
-    params.iterations = iterations;
-    params.marginal_error = marginal_error;
-    let grad_logits_guard = o.grad_logits.as_mut().filter(|_| logits).map(|b| {
-        let (ptr, guard) = b.device_ptr_mut(stream);
-        params.grad_logits = ptr;
-        guard
-    });
-    let plan_guard = o.plan.as_mut().map(|b| {
-        expect_len("plan output", b.len(), batch * k * k).map(|()| {
-            let (ptr, guard) = b.device_ptr_mut(stream);
-            params.plan = ptr;
-            guard
-        })
-    });
-    let plan_guard = plan_guard.transpose()?;
-    // SAFETY: every address above comes from a live CudaSlice in this stream's context whose
-    // length was checked against batch and k (outputs by construction in DeviceOutputs::alloc,
-    // inputs by expect_len), the slices are borrowed until this function returns and cudarc's
-    // events order their later reuse after the launch; outputs are distinct allocations from the
-    // inputs (&mut borrows); `shape` was computed for this batch, k and E.
-    unsafe { driver::launch(stream, &function, &shape, &params) }?;
-    drop((grad_logits_guard, plan_guard, guards));
-    Ok(())
+    driver::launch_sinkhorn(kernels, stream, params, buffers)
 }
 
-fn expect_len(what: &'static str, found: usize, expected: usize) -> Result<()> {
+/// The device buffers of one launch.
+pub(crate) struct Buffers<'a, E> {
+    pub source: &'a CudaSlice<E>,
+    pub target: Option<&'a CudaSlice<E>>,
+    pub labels: Option<&'a CudaSlice<i64>>,
+    pub cost: &'a CudaSlice<f32>,
+    pub outputs: &'a mut DeviceOutputs<E>,
+}
+
+pub(crate) fn expect_len(what: &'static str, found: usize, expected: usize) -> Result<()> {
     if found == expected || (expected == 0 && found == 1) {
         Ok(())
     } else {
@@ -260,7 +197,7 @@ fn expect_len(what: &'static str, found: usize, expected: usize) -> Result<()> {
     }
 }
 
-fn shape(what: &'static str, expected: Vec<usize>, found: Vec<usize>) -> Error {
+pub(crate) fn shape(what: &'static str, expected: Vec<usize>, found: Vec<usize>) -> Error {
     Error::Shape {
         what,
         expected,

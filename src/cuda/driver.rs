@@ -4,11 +4,12 @@
 use std::sync::{Arc, OnceLock};
 
 use cudarc::driver::{
-    CudaContext, CudaFunction, CudaModule, CudaStream, DeviceRepr, LaunchConfig, PushKernelArg,
+    CudaContext, CudaModule, CudaStream, DevicePtr, DevicePtrMut, DeviceRepr, LaunchConfig,
+    PushKernelArg, SyncOnDrop,
 };
 
-use super::device::CudaKernels;
-use super::launch::LaunchShape;
+use super::device::{Buffers, CudaKernels, expect_len, shape};
+use super::launch::{KernelElement, launch_shape};
 use super::params::SinkhornParams;
 use crate::error::{Error, Result};
 
@@ -93,36 +94,105 @@ pub(crate) fn load_module(context: &Arc<CudaContext>) -> Result<Arc<CudaModule>>
         .map_err(|e| cuda_error("loading the embedded kernels", e))
 }
 
-/// Enqueues one kernel launch on `stream`; does not synchronise.
-///
-/// # Safety
-///
-/// Every non-null pointer in `params` must be a device address in `stream`'s context, valid for
-/// the element count the kernel derives from `params.batch` and `params.k` (B, B×K or B×K×K of
-/// the element type in `shape.kernel`'s name; i64 labels; f32 cost of K×K; i32 iterations), must
-/// stay allocated until the launch completes, and the output ranges must not overlap inputs.
-/// `shape` must come from [`launch_shape`](super::launch::launch_shape) for the same batch, K and
-/// element type, so the kernel's K and dtype match `params`.
-pub(crate) unsafe fn launch(
+/// Enqueues one Sinkhorn launch on `stream`; does not synchronise. Checks every buffer's length
+/// against `params.batch` and `params.k` first, so that the launch is sound for any input.
+pub(crate) fn launch_sinkhorn<E: KernelElement>(
+    kernels: &CudaKernels,
     stream: &CudaStream,
-    function: &CudaFunction,
-    shape: &LaunchShape,
-    params: &SinkhornParams,
+    mut params: SinkhornParams,
+    buffers: Buffers<'_, E>,
 ) -> Result<()> {
+    let (batch, k) = (params.batch as usize, params.k as usize);
+    if batch == 0 {
+        return Ok(());
+    }
+    let Buffers {
+        source,
+        target,
+        labels,
+        cost,
+        outputs: o,
+    } = buffers;
+    let checks = [
+        ("source", source.len(), batch * k),
+        ("cost", cost.len(), k * k),
+        ("loss output", o.loss.len(), batch),
+        ("transport_cost output", o.transport_cost.len(), batch),
+        ("f output", o.f.len(), batch * k),
+        ("g output", o.g.len(), batch * k),
+        ("grad_source output", o.grad_source.len(), batch * k),
+        ("iterations output", o.iterations.len(), batch),
+        ("marginal_error output", o.marginal_error.len(), batch),
+    ];
+    for (what, found, needed) in checks {
+        expect_len(what, found, needed)?;
+    }
+    match (target, labels) {
+        (Some(t), None) => expect_len("target", t.len(), batch * k)?,
+        (None, Some(l)) => expect_len("labels", l.len(), batch)?,
+        _ => return Err(shape("target", vec![batch, k], vec![0])),
+    }
+    if let Some(g) = &o.grad_logits {
+        expect_len("grad_logits output", g.len(), batch * k)?;
+    }
+    if let Some(p) = &o.plan {
+        expect_len("plan output", p.len(), batch * k * k)?;
+    }
+    let shape = launch_shape::<E>(batch, k);
+    let function = kernels.function(&shape.kernel)?;
+
+    // Each address comes with a guard that records this launch's reads and writes in cudarc's
+    // events when dropped, after the launch is enqueued, so later users of a buffer wait for it.
+    let mut guards = Vec::new();
+    let g = &mut guards;
+    params.source = keep(g, source.device_ptr(stream));
+    params.target = target.map_or(0, |t| keep(g, t.device_ptr(stream)));
+    params.labels = labels.map_or(0, |l| keep(g, l.device_ptr(stream)));
+    params.cost = keep(g, cost.device_ptr(stream));
+    params.loss = keep(g, o.loss.device_ptr_mut(stream));
+    params.transport_cost = keep(g, o.transport_cost.device_ptr_mut(stream));
+    params.f = keep(g, o.f.device_ptr_mut(stream));
+    params.g = keep(g, o.g.device_ptr_mut(stream));
+    params.grad_source = keep(g, o.grad_source.device_ptr_mut(stream));
+    params.iterations = keep(g, o.iterations.device_ptr_mut(stream));
+    params.marginal_error = keep(g, o.marginal_error.device_ptr_mut(stream));
+    if params.source_is_logits != 0 {
+        params.grad_logits = o
+            .grad_logits
+            .as_mut()
+            .map_or(0, |b| keep(g, b.device_ptr_mut(stream)));
+    }
+    params.plan = o
+        .plan
+        .as_mut()
+        .map_or(0, |p| keep(g, p.device_ptr_mut(stream)));
+
     let config = LaunchConfig {
         grid_dim: (shape.grid, 1, 1),
         block_dim: (shape.block, 1, 1),
         shared_mem_bytes: 0,
     };
-    let mut builder = stream.launch_builder(function);
-    builder.arg(params);
-    // SAFETY: the kernel takes exactly one SinkhornParams by value (checked against the PTX in
-    // the tests); the caller guarantees the pointers it holds are valid device buffers of the
-    // sizes the kernel uses, alive until completion; the block is a multiple of 32 and at most
-    // 256 threads with no dynamic shared memory, as the kernels' launch contract requires.
-    unsafe { builder.launch(config) }
+    let mut builder = stream.launch_builder(&function);
+    builder.arg(&params);
+    // SAFETY: the kernel takes exactly one SinkhornParams by value (its PTX parameter is checked
+    // against the Rust struct in tests/kernels_static.rs). Every address in `params` comes from a
+    // live CudaSlice of this stream's context, borrowed for this call, whose length was checked
+    // above against what the kernel reads or writes for `batch` and `k`; outputs are `&mut`
+    // borrows, so no output aliases an input; the guards make later users of these buffers wait
+    // for the launch. `shape` comes from launch_shape for this batch, K and E, so the kernel's K
+    // and element type match the buffers, and its block (a multiple of 32, ≤ 256 threads, no
+    // dynamic shared memory) meets the kernels' launch contract.
+    let launched = unsafe { builder.launch(config) };
+    drop(guards);
+    launched
         .map(drop)
         .map_err(|e| cuda_error("kernel launch", e))
+}
+
+/// Keeps a buffer's event guard alive until the launch is enqueued; returns its address.
+fn keep<'a>(guards: &mut Vec<SyncOnDrop<'a>>, (address, guard): (u64, SyncOnDrop<'a>)) -> u64 {
+    guards.push(guard);
+    address
 }
 
 pub(crate) fn cuda_error(operation: &'static str, e: cudarc::driver::DriverError) -> Error {
