@@ -12,6 +12,13 @@
 use std::fmt;
 use std::str::FromStr;
 
+mod annotations;
+pub mod au;
+mod class_set;
+
+pub use annotations::{Centroids, class_centroids};
+pub use class_set::ClassSet;
+
 /// A built-in class set: AffectNet (7 or 8 classes) or Aff-Wild2 EXPR (ABAW1-2: 7, ABAW3+: 8).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Preset {

@@ -8,6 +8,8 @@ use ndarray::{Array2, ArrayView2};
 use crate::affect::{Position, Preset};
 use crate::error::{Error, Result};
 
+mod study;
+
 /// Smallest and largest supported number of classes.
 pub const MIN_CLASSES: usize = 2;
 /// Largest K: one CUDA warp per problem on the any-K kernel path.

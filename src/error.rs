@@ -119,6 +119,71 @@ pub enum Error {
         backend: &'static str,
         reason: String,
     },
+
+    // --- The study's toolkit (issue 5): costs, metrics, statistics. ---
+    /// A class position (valence, arousal) is NaN or infinite.
+    #[error("position of class {class} = ({valence}, {arousal}) is not finite")]
+    PositionNotFinite {
+        class: usize,
+        valence: f64,
+        arousal: f64,
+    },
+
+    /// The AU weight of a mixed cost must lie in `[0, 1]`.
+    #[error("alpha = {value} must be in [0, 1]")]
+    Alpha { value: f64 },
+
+    /// A class has no valid annotated sample, so it has no centroid.
+    #[error("class {class} ({name}) has no valid annotated sample")]
+    EmptyClass { class: usize, name: String },
+
+    /// A value that must be finite is NaN or infinite.
+    #[error("{what}[{index}] = {value} is not finite")]
+    ValueNotFinite {
+        what: &'static str,
+        index: usize,
+        value: f64,
+    },
+
+    /// A value that must be non-negative is negative.
+    #[error("{what}[{index}] = {value} is negative")]
+    ValueNegative {
+        what: &'static str,
+        index: usize,
+        value: f64,
+    },
+
+    /// A predicted class label outside `0..K`.
+    #[error("predicted label {label} of sample {sample} is outside 0..{k}")]
+    PredictionOutOfRange { sample: usize, label: i64, k: usize },
+
+    /// Nothing left to measure: every sample is ignored (or the input is empty).
+    #[error("no valid sample in {what} ({reason})")]
+    NoValidSamples { what: &'static str, reason: String },
+
+    /// A threshold or parameter outside its domain.
+    #[error("{what} = {value} is outside {domain}")]
+    Parameter {
+        what: &'static str,
+        value: f64,
+        domain: &'static str,
+    },
+
+    /// An ABAW score over the wrong number of classes for its edition.
+    #[error("ABAW{edition} EXPR is scored over {expected} classes, got {found}")]
+    AbawClassCount {
+        edition: u8,
+        expected: usize,
+        found: usize,
+    },
+
+    /// The exact test was requested for more pairs than it can enumerate.
+    #[error("exact {test} test enumerates 2^n sign patterns: n = {n} exceeds {max}")]
+    ExactTooLarge {
+        test: &'static str,
+        n: usize,
+        max: usize,
+    },
 }
 
 /// A shape as NumPy prints it: `(3,)`, `(2, 8)`.

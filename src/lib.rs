@@ -50,6 +50,10 @@ mod reference;
 mod rows;
 mod validate;
 
+pub mod degeneracy;
+pub mod metrics;
+pub mod stats;
+
 pub use affect::Preset;
 pub use backend::{Backend, solve};
 pub use cost::{CostKind, CostMatrix, MAX_CLASSES, MIN_CLASSES};

@@ -2,7 +2,8 @@
 
 use std::path::PathBuf;
 
-use circot::{Backend, CostKind, Preset};
+use circot::affect::au::AuVocabulary;
+use circot::{Backend, Preset};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 /// Batched entropic optimal transport (Sinkhorn) losses on small class spaces.
@@ -19,10 +20,13 @@ pub struct Cli {
 pub enum Command {
     /// Solve a batch read from .npy files and write every output as .npy into a directory.
     Solve(SolveArgs),
-    /// Print (and optionally save) a preset's cost matrix.
+    /// Print (and optionally save or analyse) a cost matrix: a preset's, a custom class set's, or
+    /// one from a dataset's annotations; circumplex, uniform or AU-augmented.
     Cost(CostArgs),
     /// Solve a realistic seeded batch and report speed and agreement with the f64 reference.
     Demo,
+    /// Paired test over seeds (Wilcoxon signed-rank or sign-flip permutation) on two (n,) files.
+    Stats(StatsArgs),
 }
 
 #[derive(Debug, Args)]
@@ -77,17 +81,71 @@ pub struct SolveArgs {
 
 #[derive(Debug, Args)]
 pub struct CostArgs {
-    /// Class set: affectnet8, affectnet7, affwild2-7, affwild2-8.
-    #[arg(long, value_parser = parse_preset)]
-    pub preset: Preset,
+    /// Class set: affectnet8, affectnet7, affwild2-7, affwild2-8 (or custom ones with --names).
+    #[arg(long, value_parser = parse_preset, required_unless_present = "names")]
+    pub preset: Option<Preset>,
 
-    /// circumplex (valence-arousal distance, max 1) or uniform (1 - I).
-    #[arg(long, value_parser = parse_cost_kind)]
-    pub kind: CostKind,
+    /// circumplex (valence-arousal distance, max 1), uniform (1 - I), or au
+    /// (alpha·circumplex + (1 - alpha)·Jaccard distance of EMFACS action-unit prototypes).
+    #[arg(long, value_parser = parse_study_cost_kind, default_value = "circumplex")]
+    pub kind: StudyCostKind,
 
     /// Also write the matrix as a (K, K) float64 .npy file.
     #[arg(long, value_name = "C.npy")]
     pub out: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub study: CostStudyArgs,
+}
+
+/// `circot cost` options of the study's toolkit: custom classes, data-derived positions, the AU
+/// cost and the degeneracy analysis.
+#[derive(Debug, Args)]
+pub struct CostStudyArgs {
+    /// Custom class names, comma-separated, in label order (instead of --preset). Positions come
+    /// from --from-annotations; AU prototypes from the EMFACS names (Neutral, Happy/Happiness,
+    /// Sad/Sadness, Surprise, Fear, Anger, Disgust, Contempt; any other name has none).
+    #[arg(long, value_delimiter = ',', conflicts_with = "preset")]
+    pub names: Option<Vec<String>>,
+
+    /// Place the classes at their centroids in a dataset's annotations: LABELS.npy (N,) integer
+    /// labels (negative = ignored, >= K = not a class) and VA.npy (N, 2) valence, arousal (entries
+    /// outside [-1, 1] or not finite, e.g. Aff-Wild2's -5, are skipped).
+    #[arg(long, num_args = 2, value_names = ["LABELS.npy", "VA.npy"])]
+    pub from_annotations: Option<Vec<PathBuf>>,
+
+    /// Weight of the circumplex part of --kind au, in [0, 1].
+    #[arg(long, default_value_t = 0.5, allow_hyphen_values = true)]
+    pub alpha: f64,
+
+    /// AUs the prototypes are restricted to for --kind au: affwild2 (its 12 AUs) or emfacs (all).
+    #[arg(long, default_value = "affwild2", value_parser = parse_au_set)]
+    pub au_set: AuVocabulary,
+
+    /// Print the degeneracy analysis: nearest pairs, their separation, the degenerate ones.
+    #[arg(long, alias = "analyze")]
+    pub analyse: bool,
+
+    /// Separation below which a pair is degenerate (with --analyse).
+    #[arg(long, default_value_t = circot::degeneracy::DEFAULT_THRESHOLD, allow_hyphen_values = true)]
+    pub threshold: f64,
+
+    /// Entropic ε the cost will be used with: pairs costing <= ε are also degenerate (--analyse).
+    #[arg(long, allow_hyphen_values = true)]
+    pub eps: Option<f64>,
+
+    /// Class frequencies (K,) counts or shares, to flag rare classes in degenerate pairs
+    /// (--analyse).
+    #[arg(long, value_name = "F.npy")]
+    pub frequencies: Option<PathBuf>,
+}
+
+/// The kinds `circot cost` builds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StudyCostKind {
+    Circumplex,
+    Uniform,
+    Au,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -122,6 +180,102 @@ fn parse_preset(s: &str) -> Result<Preset, String> {
     s.parse()
 }
 
-fn parse_cost_kind(s: &str) -> Result<CostKind, String> {
+fn parse_study_cost_kind(s: &str) -> Result<StudyCostKind, String> {
+    match s {
+        "circumplex" => Ok(StudyCostKind::Circumplex),
+        "uniform" => Ok(StudyCostKind::Uniform),
+        "au" => Ok(StudyCostKind::Au),
+        _ => Err(format!(
+            "unknown cost kind {s:?}; expected circumplex, uniform or au"
+        )),
+    }
+}
+
+fn parse_au_set(s: &str) -> Result<AuVocabulary, String> {
+    s.parse()
+}
+
+// ---------------------------------------------------------------------------------------------
+// The study's toolkit: `circot stats` and `circot eval`.
+
+#[derive(Debug, Args)]
+pub struct StatsArgs {
+    /// First sample, (n,) float or integer (e.g. one metric per seed for method A).
+    #[arg(long, value_name = "X.npy")]
+    pub x: PathBuf,
+
+    /// Second sample, paired with the first (same seeds, method B).
+    #[arg(long, value_name = "Y.npy")]
+    pub y: PathBuf,
+
+    /// wilcoxon (signed-rank on x - y) or signflip (permutation test on the mean of x - y).
+    #[arg(long, value_enum)]
+    pub test: TestArg,
+
+    /// two-sided, greater (x tends to exceed y) or less.
+    #[arg(long, default_value = "two-sided", value_parser = parse_alternative)]
+    pub alternative: circot::stats::Alternative,
+
+    /// auto (exact for small n: Wilcoxon n <= 50, sign flip n <= 30), exact, or normal.
+    #[arg(long, value_enum, default_value_t = MethodArg::Auto)]
+    pub method: MethodArg,
+
+    /// Wilcoxon zero differences: wilcox (drop them) or pratt (rank them, then drop).
+    #[arg(long, value_enum, default_value_t = ZeroMethodArg::Wilcox)]
+    pub zero_method: ZeroMethodArg,
+
+    /// Print one JSON object (keys statistic, p_value, method, ...) instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum TestArg {
+    Wilcoxon,
+    Signflip,
+}
+
+impl TestArg {
+    pub fn name(self) -> &'static str {
+        match self {
+            TestArg::Wilcoxon => "wilcoxon",
+            TestArg::Signflip => "signflip",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum MethodArg {
+    Auto,
+    Exact,
+    Normal,
+}
+
+impl From<MethodArg> for circot::stats::Method {
+    fn from(m: MethodArg) -> Self {
+        match m {
+            MethodArg::Auto => circot::stats::Method::Auto,
+            MethodArg::Exact => circot::stats::Method::Exact,
+            MethodArg::Normal => circot::stats::Method::Normal,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ZeroMethodArg {
+    Wilcox,
+    Pratt,
+}
+
+impl From<ZeroMethodArg> for circot::stats::ZeroMethod {
+    fn from(z: ZeroMethodArg) -> Self {
+        match z {
+            ZeroMethodArg::Wilcox => circot::stats::ZeroMethod::Wilcox,
+            ZeroMethodArg::Pratt => circot::stats::ZeroMethod::Pratt,
+        }
+    }
+}
+
+fn parse_alternative(s: &str) -> Result<circot::stats::Alternative, String> {
     s.parse()
 }

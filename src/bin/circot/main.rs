@@ -8,6 +8,7 @@ mod error;
 mod npy_io;
 mod rng;
 mod solve_cmd;
+mod stats_cmd;
 
 use std::process::ExitCode;
 
@@ -40,5 +41,6 @@ fn run() -> Result<(), CliError> {
         Command::Solve(args) => solve_cmd::run(&args),
         Command::Cost(args) => cost_cmd::run(&args),
         Command::Demo => demo::run(),
+        Command::Stats(args) => stats_cmd::run(&args),
     }
 }

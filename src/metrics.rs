@@ -1,0 +1,1 @@
+//! Classification and affect metrics (in progress).
