@@ -1,7 +1,7 @@
 // The one parameter block every Sinkhorn entry point takes, by value.
 //
 // Mirrored field for field by `src/cuda/params.rs` (`SinkhornParams`, #[repr(C)]), whose
-// const asserts pin the size (144 bytes) and alignment (8). Change both or neither.
+// const asserts pin the size (152 bytes) and alignment (8). Change both or neither.
 #pragma once
 #include <stdint.h>
 
@@ -28,6 +28,9 @@ struct SinkhornParams {
     void* marginal_error;        // B: L1 row-marginal error after the last g-update
     void* plan;                  // B x K x K or null
 
+    // Optional input, element type T.
+    const void* init_g;          // B x K warm start for g (KL units, any shift), or null for g = 0
+
     int64_t batch;               // B
     int32_t k;                   // K, 2..=32; must equal the entry point's K where it has one
     int32_t max_iters;           // >= 1
@@ -40,6 +43,6 @@ struct SinkhornParams {
 };
 
 #ifdef __cplusplus
-static_assert(sizeof(SinkhornParams) == 144, "SinkhornParams layout is mirrored in Rust");
+static_assert(sizeof(SinkhornParams) == 152, "SinkhornParams layout is mirrored in Rust");
 static_assert(alignof(SinkhornParams) == 8, "SinkhornParams layout is mirrored in Rust");
 #endif

@@ -353,10 +353,18 @@ CIRCOT_UNROLL
         it = 1;
         err = 0.f;
     } else {
-        // u = Tf(0); then g-update, and the next f-update doubles as the convergence check: the row
+        // u = Tf(g0) (g0 = 0 or the warm start); then g-update, and the next f-update doubles as the convergence check: the row
         // sums of the plan are a_i·2^(u_i - u'_i), so the L1 error needs no extra exponentials.
         float un[S];
-        t.row_lse(lb, u);
+        if (p.init_g) {
+            // Warm start: the first f-update from the given g instead of g = 0.
+            const float to_units = __fdividef(kLog2e, p.eps);
+CIRCOT_UNROLL
+            for (int s = 0; s < S; ++s) w[s] = t.valid(s) ? lb[s] + load<T>(p.init_g, b * K + t.cls(s)) * to_units : lb[s];
+            t.row_lse(w, u);
+        } else {
+            t.row_lse(lb, u);
+        }
         for (it = 1;; ++it) {
 CIRCOT_UNROLL
             for (int s = 0; s < S; ++s) w[s] = la[s] + u[s];

@@ -3,10 +3,14 @@
 use std::str::FromStr;
 use std::sync::Once;
 
+use ndarray::ArrayView2;
+
+use crate::cast::cast_request;
 use crate::cost::CostMatrix;
+use crate::cuda::KernelElement;
 use crate::error::Result;
-use crate::problem::{Solution, SolveOptions, Source, Target};
-use crate::real::Real;
+use crate::problem::{Request, Solution, SolveOptions, Source, Target};
+use crate::real::{Element, Real};
 use crate::validate::check_request;
 use crate::{cpu, cuda, reference};
 
@@ -23,6 +27,10 @@ pub enum Backend {
     Cuda,
     /// The f64 oracle (slow; for checking).
     Reference,
+    /// The CUDA kernels' source under the CPU emulator installed with
+    /// `cuda::emulated::install` (tests only).
+    #[doc(hidden)]
+    Emulated,
 }
 
 impl FromStr for Backend {
@@ -58,25 +66,116 @@ static FALLBACK_NOTICE: Once = Once::new();
 /// assert!(s.loss[0] > 0.0);
 /// # Ok::<(), circot::Error>(())
 /// ```
-pub fn solve<T: Real>(
+pub fn solve<E: Element>(
     cost: &CostMatrix,
-    source: Source<'_, T>,
-    target: Target<'_, T>,
+    source: Source<'_, E>,
+    target: Target<'_, E>,
     options: &SolveOptions,
     backend: Backend,
+) -> Result<Solution<E>> {
+    solve_warm(cost, source, target, options, backend, None)
+}
+
+/// [`solve`], starting each problem's iteration from the given target potentials `init_g`
+/// (B × K, KL units, any constant shift; for example the `g` of the previous training step)
+/// instead of `g = 0`. The converged answer is the same; only the iterations needed change.
+/// One-hot label problems are solved in closed form and ignore it.
+///
+/// ```
+/// use circot::{solve, solve_warm, Backend, CostMatrix, SolveOptions, Source, Target};
+/// use ndarray::array;
+///
+/// let cost = CostMatrix::uniform(3)?;
+/// let p = array![[0.2_f64, 0.5, 0.3]];
+/// let q = array![[0.3_f64, 0.3, 0.4]];
+/// let options = SolveOptions::new(0.1).tol(1e-10);
+/// let (source, target) = (Source::Probabilities(p.view()), Target::Distributions(q.view()));
+/// let cold = solve(&cost, source, target, &options, Backend::Cpu)?;
+/// let warm = solve_warm(&cost, source, target, &options, Backend::Cpu, Some(cold.g.view()))?;
+/// assert!(warm.iterations[0] < cold.iterations[0]);
+/// assert!((warm.loss[0] - cold.loss[0]).abs() < 1e-9);
+/// # Ok::<(), circot::Error>(())
+/// ```
+pub fn solve_warm<E: Element>(
+    cost: &CostMatrix,
+    source: Source<'_, E>,
+    target: Target<'_, E>,
+    options: &SolveOptions,
+    backend: Backend,
+    init_g: Option<ArrayView2<'_, E>>,
+) -> Result<Solution<E>> {
+    let request = Request {
+        cost,
+        source: source.reborrow(),
+        target: target.reborrow(),
+        options,
+        init_g: init_g.map(|g| g.reborrow()),
+    };
+    check_request(&request)?;
+    E::solve_request(request, backend)
+}
+
+/// f32 and f64: computed in their own type on the CPU.
+pub(crate) fn solve_real<T: Real>(
+    request: Request<'_, T>,
+    backend: Backend,
 ) -> Result<Solution<T>> {
-    check_request(cost, &source, &target, options)?;
     match backend {
-        Backend::Reference => Ok(reference::solve(cost, &source, &target, options)),
-        Backend::Cpu => Ok(cpu::solve(cost, &source, &target, options)),
-        Backend::Cuda => T::solve_on_cuda(cost, source, target, options),
+        Backend::Reference => Ok(reference::solve(&request)),
+        Backend::Cpu => Ok(cpu::solve(&request)),
+        Backend::Cuda => T::solve_on_cuda(request),
+        Backend::Emulated => T::solve_emulated(request),
         Backend::Auto => match cuda::availability() {
-            Ok(()) if T::NAME == "f32" => T::solve_on_cuda(cost, source, target, options),
-            Ok(()) => Ok(cpu::solve(cost, &source, &target, options)),
+            Ok(()) if T::NAME == "f32" => T::solve_on_cuda(request),
+            Ok(()) => Ok(cpu::solve(&request)),
             Err(why) => {
-                FALLBACK_NOTICE.call_once(|| eprintln!("circot: using the CPU backend ({why})"));
-                Ok(cpu::solve(cost, &source, &target, options))
+                fall_back(why);
+                Ok(cpu::solve(&request))
             }
         },
     }
+}
+
+/// f16 and bf16: the kernels read them directly; the CPU computes in f32 and rounds the results.
+pub(crate) fn solve_half<E: Element + KernelElement>(
+    request: Request<'_, E>,
+    backend: Backend,
+) -> Result<Solution<E>> {
+    let on_cpu = |request: &Request<'_, E>| {
+        let wide = cast_request::<E, f32>(request);
+        cpu::solve(&wide.request()).cast::<E>()
+    };
+    match backend {
+        Backend::Reference => {
+            let wide = cast_request::<E, f64>(&request);
+            Ok(reference::solve(&wide.request()).cast::<E>())
+        }
+        Backend::Cpu => Ok(on_cpu(&request)),
+        Backend::Cuda => solve_on_cuda(request),
+        Backend::Emulated => cuda::emulated::solve(request),
+        Backend::Auto => match cuda::availability() {
+            Ok(()) => solve_on_cuda(request),
+            Err(why) => {
+                fall_back(why);
+                Ok(on_cpu(&request))
+            }
+        },
+    }
+}
+
+/// Runs a validated request on the CUDA kernels, or says why it cannot.
+pub(crate) fn solve_on_cuda<E: KernelElement>(request: Request<'_, E>) -> Result<Solution<E>> {
+    #[cfg(feature = "cuda")]
+    {
+        cuda::solve_validated(request)
+    }
+    #[cfg(not(feature = "cuda"))]
+    {
+        let _ = request;
+        cuda::availability().map(|()| unreachable!("no CUDA backend in this build"))
+    }
+}
+
+fn fall_back(why: crate::Error) {
+    FALLBACK_NOTICE.call_once(|| eprintln!("circot: using the CPU backend ({why})"));
 }

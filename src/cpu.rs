@@ -6,10 +6,10 @@
 //! sums after a g-update are `a_i·exp(u_i − ũ_i)`, where `ũ` is the next f-update, which the
 //! following iteration needs anyway. `expm1` keeps that difference accurate near convergence.
 
-use crate::cost::{CostMatrix, MAX_CLASSES};
+use crate::cost::MAX_CLASSES;
 use crate::driver::{Iterate, solve_batch};
 use crate::lse::lse;
-use crate::problem::{Executed, Solution, SolveOptions, Source, Target};
+use crate::problem::{Executed, Request, Solution};
 use crate::real::Real;
 use crate::rows::ProblemRows;
 
@@ -59,6 +59,9 @@ impl<T: Real> Iterate<T> for Scaled<T> {
             [zero; MAX_CLASSES],
         );
         let (u, v, next_u) = (&mut u[..k], &mut v[..k], &mut next_u[..k]);
+        for j in 0..k {
+            v[j] = g[j] / self.eps;
+        }
         self.f_update(log_beta, v, u);
         let mut iteration = 1;
         let error = loop {
@@ -82,12 +85,8 @@ impl<T: Real> Iterate<T> for Scaled<T> {
 }
 
 /// Solves a validated request on the CPU, problems in parallel on the current rayon pool.
-pub(crate) fn solve<T: Real>(
-    cost: &CostMatrix,
-    source: &Source<'_, T>,
-    target: &Target<'_, T>,
-    options: &SolveOptions,
-) -> Solution<T> {
+pub(crate) fn solve<T: Real>(request: &Request<'_, T>) -> Solution<T> {
+    let (cost, options) = (request.cost, request.options);
     let eps = T::from_f64(options.eps);
     let solver = Scaled {
         cost_over_eps: cost.to_vec::<T>().into_iter().map(|c| c / eps).collect(),
@@ -95,5 +94,5 @@ pub(crate) fn solve<T: Real>(
         max_iters: options.max_iters,
         tol: T::from_f64(options.effective_tol::<T>(cost.k(), cost.max())),
     };
-    solve_batch(cost, source, target, options, &solver, true, Executed::Cpu)
+    solve_batch(request, &solver, true, Executed::Cpu)
 }

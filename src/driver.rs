@@ -3,18 +3,19 @@
 
 use rayon::prelude::*;
 
-use crate::cost::{CostMatrix, MAX_CLASSES};
+use crate::cost::MAX_CLASSES;
 use crate::onehot::one_hot_potentials;
 use crate::output::{Converged, Outputs, finish};
-use crate::problem::{Executed, Solution, SolveOptions, Source, Target};
+use crate::problem::{Executed, Request, Solution};
 use crate::real::Real;
 use crate::rows::ProblemRows;
 
 /// Problems per parallel task: large enough to amortise scheduling, small enough to balance.
 const CHUNK: usize = 256;
 
-/// Runs an iterative solver, writing raw potentials `f`, `g` (KL units) and returning the
-/// iterations used and the final marginal error.
+/// Runs an iterative solver from the initial target potentials in `g` (KL units; zeros for a cold
+/// start), writing raw potentials `f`, `g` and returning the iterations used and the final
+/// marginal error.
 pub(crate) trait Iterate<T: Real>: Sync {
     fn iterate(&self, rows: &ProblemRows<T>, f: &mut [T], g: &mut [T]) -> (u32, T);
 }
@@ -22,14 +23,18 @@ pub(crate) trait Iterate<T: Real>: Sync {
 /// Solves every problem of a validated request, in parallel when asked. The result for a
 /// problem depends only on that problem, so it is bit-identical whatever the thread count.
 pub(crate) fn solve_batch<T: Real, S: Iterate<T>>(
-    cost: &CostMatrix,
-    source: &Source<'_, T>,
-    target: &Target<'_, T>,
-    options: &SolveOptions,
+    request: &Request<'_, T>,
     solver: &S,
     parallel: bool,
     executed: Executed,
 ) -> Solution<T> {
+    let Request {
+        cost,
+        source,
+        target,
+        options,
+        init_g,
+    } = request;
     let k = cost.k();
     let batch = source.view().nrows();
     let cost_t: Vec<T> = cost.to_vec();
@@ -39,7 +44,16 @@ pub(crate) fn solve_batch<T: Real, S: Iterate<T>>(
         let mut f = [T::zero(); MAX_CLASSES];
         let mut g = [T::zero(); MAX_CLASSES];
         for i in 0..chunk.len() {
-            let rows = ProblemRows::load(source, target, chunk.start + i, k);
+            let b = chunk.start + i;
+            let rows = ProblemRows::load(source, target, b, k);
+            match init_g {
+                Some(init) => {
+                    for (gj, &x) in g[..k].iter_mut().zip(init.row(b)) {
+                        *gj = x;
+                    }
+                }
+                None => g[..k].fill(T::zero()),
+            }
             let (iterations, marginal_error) = match rows.one_hot {
                 Some(y) => {
                     one_hot_potentials(&cost_t, eps, rows.log_a(), y, &mut f[..k], &mut g[..k]);

@@ -7,6 +7,8 @@ pub enum Operand {
     Source,
     /// The batch of target distributions.
     Target,
+    /// Warm-start potentials.
+    InitialPotentials,
 }
 
 impl std::fmt::Display for Operand {
@@ -14,6 +16,7 @@ impl std::fmt::Display for Operand {
         f.write_str(match self {
             Operand::Source => "source",
             Operand::Target => "target",
+            Operand::InitialPotentials => "initial potentials",
         })
     }
 }
@@ -119,6 +122,23 @@ pub enum Error {
         backend: &'static str,
         reason: String,
     },
+
+    // --- The training loss. ---
+    /// `backward` was called before a successful `forward`.
+    #[error("backward needs a successful forward first")]
+    NoForward,
+
+    /// The upstream gradient does not fit the reduction.
+    #[error("the upstream gradient must be {expected}")]
+    UpstreamGradient { expected: &'static str },
+
+    /// A per-problem weight is negative or not finite.
+    #[error("weight {value} of problem {problem} must be finite and >= 0")]
+    Weight { problem: usize, value: f64 },
+
+    /// Weights given where the reduction takes none, or missing where it needs them.
+    #[error("{reason}")]
+    Weights { reason: &'static str },
 
     // --- The study's toolkit (issue 5): costs, metrics, statistics. ---
     /// A class position (valence, arousal) is NaN or infinite.

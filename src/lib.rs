@@ -36,11 +36,13 @@
 
 pub mod affect;
 mod backend;
+mod cast;
 pub mod cost;
 mod cpu;
 pub mod cuda;
 mod driver;
 mod error;
+pub mod loss;
 mod lse;
 mod onehot;
 mod output;
@@ -55,7 +57,7 @@ pub mod metrics;
 pub mod stats;
 
 pub use affect::Preset;
-pub use backend::{Backend, solve};
+pub use backend::{Backend, solve, solve_warm};
 pub use cost::{CostKind, CostMatrix, MAX_CLASSES, MIN_CLASSES};
 pub use error::{Error, Operand, Result};
 pub use problem::{

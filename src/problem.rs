@@ -2,6 +2,7 @@
 
 use ndarray::{Array1, Array2, Array3, ArrayView1, ArrayView2};
 
+use crate::cost::CostMatrix;
 use crate::real::Element;
 
 /// A batch of source distributions `a`, one row per problem (B × K).
@@ -24,6 +25,17 @@ impl<'a, T> Source<'a, T> {
     /// Whether the rows are logits.
     pub fn is_logits(&self) -> bool {
         matches!(self, Source::Logits(_))
+    }
+
+    /// The same source with a shorter borrow (views are invariant in their lifetime).
+    pub(crate) fn reborrow<'b>(self) -> Source<'b, T>
+    where
+        'a: 'b,
+    {
+        match self {
+            Source::Probabilities(v) => Source::Probabilities(v.reborrow()),
+            Source::Logits(v) => Source::Logits(v.reborrow()),
+        }
     }
 }
 
@@ -48,6 +60,20 @@ impl<'a, T> Target<'a, T> {
         Target::Labels {
             labels,
             smoothing: 0.0,
+        }
+    }
+
+    /// The same target with a shorter borrow.
+    pub(crate) fn reborrow<'b>(self) -> Target<'b, T>
+    where
+        'a: 'b,
+    {
+        match self {
+            Target::Labels { labels, smoothing } => Target::Labels {
+                labels: labels.reborrow(),
+                smoothing,
+            },
+            Target::Distributions(d) => Target::Distributions(d.reborrow()),
         }
     }
 
@@ -164,6 +190,19 @@ impl SolveOptions {
     }
 }
 
+/// One validated request as the backends receive it. Public only so that the element-type
+/// dispatch can name it; not part of the API.
+#[doc(hidden)]
+#[derive(Debug, Clone, Copy)]
+pub struct Request<'a, T> {
+    pub(crate) cost: &'a CostMatrix,
+    pub(crate) source: Source<'a, T>,
+    pub(crate) target: Target<'a, T>,
+    pub(crate) options: &'a SolveOptions,
+    /// Warm start: the initial g (B × K, KL units); `None` starts from g = 0.
+    pub(crate) init_g: Option<ArrayView2<'a, T>>,
+}
+
 /// Which backend produced a [`Solution`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Executed {
@@ -173,6 +212,8 @@ pub enum Executed {
     Cpu,
     /// The CUDA kernels.
     Cuda,
+    /// The CUDA kernels' source under a CPU emulator (tests only).
+    Emulated,
 }
 
 impl Executed {
@@ -182,6 +223,7 @@ impl Executed {
             Executed::Reference => "reference",
             Executed::Cpu => "cpu",
             Executed::Cuda => "cuda",
+            Executed::Emulated => "emulated",
         }
     }
 }

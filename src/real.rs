@@ -3,9 +3,9 @@
 
 use num_traits::Float;
 
-use crate::cost::CostMatrix;
+use crate::backend::{self, Backend};
 use crate::error::{Error, Result};
-use crate::problem::{Solution, SolveOptions, Source, Target};
+use crate::problem::{Request, Solution};
 
 mod sealed {
     pub trait Sealed {}
@@ -36,6 +36,11 @@ pub trait Element:
     fn from_f64(x: f64) -> Self;
     /// Converts to `f64` exactly.
     fn as_f64(self) -> f64;
+    /// The type the CPU computes in for data stored as `Self` (f32 for the half types).
+    type Compute: Real;
+    /// Runs a validated request on `backend`, in this element type's way.
+    #[doc(hidden)]
+    fn solve_request(request: Request<'_, Self>, backend: Backend) -> Result<Solution<Self>>;
 }
 
 /// An element type the CPU solvers compute in: `f32` or `f64`.
@@ -43,12 +48,10 @@ pub trait Real: Element + Float + std::iter::Sum {
     /// Runs a validated request on the CUDA backend (f32), or says why it cannot (f64: the
     /// kernels compute in f32).
     #[doc(hidden)]
-    fn solve_on_cuda(
-        cost: &CostMatrix,
-        source: Source<'_, Self>,
-        target: Target<'_, Self>,
-        options: &SolveOptions,
-    ) -> Result<Solution<Self>>;
+    fn solve_on_cuda(request: Request<'_, Self>) -> Result<Solution<Self>>;
+    /// The same on the emulated kernels.
+    #[doc(hidden)]
+    fn solve_emulated(request: Request<'_, Self>) -> Result<Solution<Self>>;
 }
 
 impl Element for f32 {
@@ -59,6 +62,10 @@ impl Element for f32 {
     }
     fn as_f64(self) -> f64 {
         self as f64
+    }
+    type Compute = f32;
+    fn solve_request(request: Request<'_, Self>, backend: Backend) -> Result<Solution<Self>> {
+        backend::solve_real(request, backend)
     }
 }
 
@@ -71,6 +78,10 @@ impl Element for f64 {
     fn as_f64(self) -> f64 {
         self
     }
+    type Compute = f64;
+    fn solve_request(request: Request<'_, Self>, backend: Backend) -> Result<Solution<Self>> {
+        backend::solve_real(request, backend)
+    }
 }
 
 impl Element for half::f16 {
@@ -81,6 +92,10 @@ impl Element for half::f16 {
     }
     fn as_f64(self) -> f64 {
         self.to_f64()
+    }
+    type Compute = f32;
+    fn solve_request(request: Request<'_, Self>, backend: Backend) -> Result<Solution<Self>> {
+        backend::solve_half(request, backend)
     }
 }
 
@@ -93,34 +108,26 @@ impl Element for half::bf16 {
     fn as_f64(self) -> f64 {
         self.to_f64()
     }
+    type Compute = f32;
+    fn solve_request(request: Request<'_, Self>, backend: Backend) -> Result<Solution<Self>> {
+        backend::solve_half(request, backend)
+    }
 }
 
 impl Real for f32 {
-    fn solve_on_cuda(
-        cost: &CostMatrix,
-        source: Source<'_, Self>,
-        target: Target<'_, Self>,
-        options: &SolveOptions,
-    ) -> Result<Solution<Self>> {
-        #[cfg(feature = "cuda")]
-        {
-            crate::cuda::solve_validated(cost, source, target, options)
-        }
-        #[cfg(not(feature = "cuda"))]
-        {
-            let _ = (cost, source, target, options);
-            crate::cuda::availability().map(|()| unreachable!())
-        }
+    fn solve_on_cuda(request: Request<'_, Self>) -> Result<Solution<Self>> {
+        backend::solve_on_cuda(request)
+    }
+    fn solve_emulated(request: Request<'_, Self>) -> Result<Solution<Self>> {
+        crate::cuda::emulated::solve(request)
     }
 }
 
 impl Real for f64 {
-    fn solve_on_cuda(
-        _: &CostMatrix,
-        _: Source<'_, Self>,
-        _: Target<'_, Self>,
-        _: &SolveOptions,
-    ) -> Result<Solution<Self>> {
+    fn solve_emulated(request: Request<'_, Self>) -> Result<Solution<Self>> {
+        Self::solve_on_cuda(request)
+    }
+    fn solve_on_cuda(_: Request<'_, Self>) -> Result<Solution<Self>> {
         Err(Error::BackendUnavailable {
             backend: "cuda",
             reason: "the kernels compute in f32 and take f32, f16 or bf16 data; \

@@ -3,9 +3,9 @@
 
 use ndarray::ArrayView2;
 
-use crate::cost::{CostMatrix, check_class_count};
+use crate::cost::check_class_count;
 use crate::error::{Error, Operand, Result};
-use crate::problem::{Convention, SolveOptions, Source, Target};
+use crate::problem::{Convention, Request, SolveOptions, Source, Target};
 use crate::real::Element;
 
 /// How far a probability row's sum may be from 1: `max(1e-5, K·ε_mach(T))`. Rows are
@@ -16,12 +16,23 @@ pub fn row_sum_tolerance<T: Element>(k: usize) -> f64 {
 }
 
 /// Checks a whole request.
-pub fn check_request<T: Element>(
-    cost: &CostMatrix,
-    source: &Source<'_, T>,
-    target: &Target<'_, T>,
-    options: &SolveOptions,
+pub(crate) fn check_request<T: Element>(request: &Request<'_, T>) -> Result<()> {
+    check_request_with(request, false)
+}
+
+/// Checks a whole request; with `ignored_labels`, negative labels are accepted (they mark
+/// problems the training loss ignores).
+pub(crate) fn check_request_with<T: Element>(
+    request: &Request<'_, T>,
+    ignored_labels: bool,
 ) -> Result<()> {
+    let Request {
+        cost,
+        source,
+        target,
+        options,
+        init_g,
+    } = request;
     let k = cost.k();
     check_class_count(k)?;
     check_options(options)?;
@@ -55,7 +66,7 @@ pub fn check_request<T: Element>(
             if let Some((problem, &label)) = labels
                 .iter()
                 .enumerate()
-                .find(|(_, y)| !(0..k as i64).contains(*y))
+                .find(|(_, y)| !(0..k as i64).contains(*y) && !(ignored_labels && **y < 0))
             {
                 return Err(Error::LabelOutOfRange { problem, label, k });
             }
@@ -64,6 +75,10 @@ pub fn check_request<T: Element>(
             check_shape("target", *d, batch, k)?;
             check_simplex_rows(*d, Operand::Target)?;
         }
+    }
+    if let Some(g) = init_g {
+        check_shape("initial potentials", *g, batch, k)?;
+        check_finite(*g, Operand::InitialPotentials)?;
     }
     Ok(())
 }

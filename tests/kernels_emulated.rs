@@ -7,112 +7,31 @@ mod common;
 
 use std::ffi::c_void;
 
-use circot::cuda::{KernelElement, SinkhornParams, launch_shape};
+use circot::cuda::KernelElement;
 use circot::{
     Backend, Convention, CostMatrix, Element, Solution, SolveOptions, Source, Target, solve,
 };
 use common::{asymmetric_cost, distributions, labels, logits, max_abs_diff, unit};
 use half::{bf16, f16};
-use ndarray::{Array1, Array2, Array3};
+use ndarray::{Array1, Array2};
 
-/// A target as the kernel receives it.
-#[derive(Clone)]
-enum KernelTarget<E> {
-    Labels(Array1<i64>, f64),
-    Distributions(Array2<E>),
-}
-
-/// Runs one batch through the emulated kernel and returns its outputs widened to f64.
-fn run_kernel<E: KernelElement>(
-    cost: &CostMatrix,
-    source: &Array2<E>,
-    is_logits: bool,
-    target: &KernelTarget<E>,
-    options: &SolveOptions,
-) -> Solution<f64> {
-    let (batch, k) = source.dim();
-    let zero = E::from_f64(0.0);
-    let cost32: Vec<f32> = cost.view().iter().map(|&c| c as f32).collect();
-    let source_buf: Vec<E> = source.iter().copied().collect();
-    let (mut loss, mut transport_cost, mut marginal_error) =
-        (vec![zero; batch], vec![zero; batch], vec![zero; batch]);
-    let (mut f, mut g, mut grad_source, mut grad_logits) = (
-        vec![zero; batch * k],
-        vec![zero; batch * k],
-        vec![zero; batch * k],
-        vec![zero; batch * k],
-    );
-    let mut plan = vec![zero; batch * k * k];
-    let mut iterations = vec![0_i32; batch];
-    let tol = options.effective_tol::<f32>(k, cost.max());
-    let smoothing = match target {
-        KernelTarget::Labels(_, s) => *s,
-        KernelTarget::Distributions(_) => 0.0,
-    };
-    let mut p = SinkhornParams::scalars(batch, k, options, tol, is_logits, smoothing);
-    let target_buf: Vec<E>;
-    let label_buf: Vec<i64>;
-    match target {
-        KernelTarget::Labels(y, _) => {
-            label_buf = y.to_vec();
-            p.labels = label_buf.as_ptr() as u64;
-        }
-        KernelTarget::Distributions(d) => {
-            target_buf = d.iter().copied().collect();
-            p.target = target_buf.as_ptr() as u64;
-        }
+/// Installs the project's SIMT emulator (`emu/`) as the launcher of `Backend::Emulated`.
+fn emulator() {
+    /// SAFETY contract: as `circot::cuda::emulated::Launcher`'s.
+    unsafe fn launch(
+        kernel: &str,
+        grid: [u32; 3],
+        block: [u32; 3],
+        params: *const c_void,
+        params_size: usize,
+    ) -> Result<(), String> {
+        // SAFETY: forwarded unchanged: `params` points to `params_size` bytes of a
+        // SinkhornParams whose addresses are valid host buffers for this launch (the caller's
+        // contract), which is exactly what circot_emu::launch requires.
+        unsafe { circot_emu::launch(kernel, grid, block, 0, params, params_size) }
+            .map_err(|e| e.to_string())
     }
-    p.source = source_buf.as_ptr() as u64;
-    p.cost = cost32.as_ptr() as u64;
-    p.loss = loss.as_mut_ptr() as u64;
-    p.transport_cost = transport_cost.as_mut_ptr() as u64;
-    p.f = f.as_mut_ptr() as u64;
-    p.g = g.as_mut_ptr() as u64;
-    p.grad_source = grad_source.as_mut_ptr() as u64;
-    if is_logits {
-        p.grad_logits = grad_logits.as_mut_ptr() as u64;
-    }
-    p.iterations = iterations.as_mut_ptr() as u64;
-    p.marginal_error = marginal_error.as_mut_ptr() as u64;
-    p.plan = plan.as_mut_ptr() as u64;
-    if batch > 0 {
-        let shape = launch_shape::<E>(batch, k);
-        // SAFETY: `p` is a SinkhornParams (the kernels' parameter type, 144 bytes); every
-        // non-null pointer in it addresses a live Vec of the length the kernel derives from
-        // batch and k (B, B×K, B×K×K elements of E; K×K f32; B i64 or i32), none of which is
-        // touched by anything else until the launch returns.
-        unsafe {
-            circot_emu::launch(
-                &shape.kernel,
-                [shape.grid, 1, 1],
-                [shape.block, 1, 1],
-                0,
-                (&p as *const SinkhornParams).cast::<c_void>(),
-                std::mem::size_of::<SinkhornParams>(),
-            )
-        }
-        .unwrap_or_else(|e| panic!("emulated {}: {e}", shape.kernel));
-    }
-    let widen = |v: Vec<E>| v.into_iter().map(Element::as_f64).collect::<Vec<f64>>();
-    let m = |v: Vec<E>| Array2::from_shape_vec((batch, k), widen(v)).unwrap();
-    let mut s = solve(
-        cost,
-        Source::Logits(Array2::<f64>::zeros((0, k)).view()),
-        Target::labels(Array1::zeros(0).view()),
-        options,
-        Backend::Cpu,
-    )
-    .unwrap();
-    s.loss = Array1::from(widen(loss));
-    s.transport_cost = Array1::from(widen(transport_cost));
-    s.f = m(f);
-    s.g = m(g);
-    s.grad_source = m(grad_source);
-    s.grad_logits = is_logits.then(|| m(grad_logits));
-    s.iterations = iterations.into_iter().map(|n| n as u32).collect();
-    s.marginal_error = Array1::from(widen(marginal_error));
-    s.plan = Some(Array3::from_shape_vec((batch, k, k), widen(plan)).unwrap());
-    s
+    circot::cuda::emulated::install(launch);
 }
 
 /// A batch whose inputs are already rounded to the kernel's element type, kept in f64.
@@ -142,57 +61,30 @@ impl Batch {
         }
     }
 
-    fn source<T: circot::Real>(&self) -> Array2<T> {
-        self.source.mapv(T::from_f64)
-    }
-
-    /// Solves on a CPU-side backend. Probability rows rounded to a half type no longer sum to 1
-    /// within the f32/f64 validation tolerance, so they are handed over renormalised, which is
-    /// what the backends do with them after validation anyway.
-    fn solve<T: circot::Real>(&self, options: &SolveOptions, backend: Backend) -> Solution<f64> {
-        let renormalised = |a: &Array2<f64>| {
+    /// Solves on `backend` in element type `T`. For the CPU-side backends, probability rows
+    /// rounded to a half type are handed over renormalised in f64 (they would no longer sum to 1
+    /// within the f32/f64 validation tolerance), which is what every backend does with them after
+    /// validation; the kernels get the rounded rows as they are, in their own type.
+    fn run<T: Element>(&self, options: &SolveOptions, backend: Backend) -> Solution<f64> {
+        let renormalise = matches!(backend, Backend::Cpu | Backend::Reference);
+        let prepare = |a: &Array2<f64>| {
             let mut a = a.clone();
-            for mut row in a.rows_mut() {
-                let sum = row.sum();
-                if sum > 0.0 {
-                    row.mapv_inplace(|x| x / sum);
+            if renormalise {
+                for mut row in a.rows_mut() {
+                    let sum = row.sum();
+                    if sum > 0.0 {
+                        row.mapv_inplace(|x| x / sum);
+                    }
                 }
             }
-            a
+            a.mapv(T::from_f64)
         };
         let source = if self.logits {
-            self.source::<T>()
+            self.source.mapv(T::from_f64)
         } else {
-            renormalised(&self.source).mapv(T::from_f64)
+            prepare(&self.source)
         };
-        let target = renormalised(&self.target).mapv(T::from_f64);
-        let source = if self.logits {
-            Source::Logits(source.view())
-        } else {
-            Source::Probabilities(source.view())
-        };
-        let target = match &self.labels {
-            Some((y, s)) => Target::Labels {
-                labels: y.view(),
-                smoothing: *s,
-            },
-            None => Target::Distributions(target.view()),
-        };
-        let s = solve(
-            &self.cost,
-            source,
-            target,
-            &options.clone().with_plan(true),
-            backend,
-        )
-        .unwrap();
-        widen(s)
-    }
-
-    #[cfg(feature = "cuda")]
-    fn gpu<E: KernelElement>(&self, options: &SolveOptions) -> Solution<f64> {
-        let source = self.source.mapv(E::from_f64);
-        let target = self.target.mapv(E::from_f64);
+        let target = prepare(&self.target);
         let source = if self.logits {
             Source::Logits(source.view())
         } else {
@@ -206,47 +98,19 @@ impl Batch {
             None => Target::Distributions(target.view()),
         };
         let options = options.clone().with_plan(true);
-        widen(circot::cuda::solve(&self.cost, source, target, &options).expect("GPU solve"))
+        solve(&self.cost, source, target, &options, backend)
+            .unwrap_or_else(|e| panic!("{backend:?}/{}: {e}", T::NAME))
+            .cast()
+    }
+
+    fn solve<T: circot::Real>(&self, options: &SolveOptions, backend: Backend) -> Solution<f64> {
+        self.run::<T>(options, backend)
     }
 
     fn kernel<E: KernelElement>(&self, options: &SolveOptions) -> Solution<f64> {
-        let source = self.source.mapv(E::from_f64);
-        let target = match &self.labels {
-            Some((y, s)) => KernelTarget::Labels(y.clone(), *s),
-            None => KernelTarget::Distributions(self.target.mapv(E::from_f64)),
-        };
-        run_kernel::<E>(&self.cost, &source, self.logits, &target, options)
+        emulator();
+        self.run::<E>(options, Backend::Emulated)
     }
-}
-
-fn widen<T: Element>(s: Solution<T>) -> Solution<f64> {
-    let w2 = |a: &Array2<T>| a.mapv(Element::as_f64);
-    let mut out = empty_solution();
-    out.loss = s.loss.mapv(Element::as_f64);
-    out.transport_cost = s.transport_cost.mapv(Element::as_f64);
-    out.f = w2(&s.f);
-    out.g = w2(&s.g);
-    out.grad_source = w2(&s.grad_source);
-    out.grad_logits = s.grad_logits.as_ref().map(w2);
-    out.iterations = s.iterations.clone();
-    out.marginal_error = s.marginal_error.mapv(Element::as_f64);
-    out.plan = s.plan.map(|p| p.mapv(Element::as_f64));
-    out
-}
-
-/// A Solution to fill field by field (the struct is non-exhaustive outside the crate).
-fn empty_solution() -> Solution<f64> {
-    let cost = CostMatrix::uniform(2).unwrap();
-    let z = Array2::<f64>::zeros((0, 2));
-    let y = Array1::<i64>::zeros(0);
-    solve(
-        &cost,
-        Source::Logits(z.view()),
-        Target::labels(y.view()),
-        &SolveOptions::new(1.0),
-        Backend::Cpu,
-    )
-    .unwrap()
 }
 
 /// Rounds every output to the element type E (what a kernel writing E could at best report).
@@ -455,7 +319,7 @@ fn check_runner<E: KernelElement>(batch: usize, k: usize, runner: Runner) {
                 .convention(convention);
             let kernel = match runner {
                 Runner::Emulator => b.kernel::<E>(&options),
-                Runner::Gpu => b.gpu::<E>(&options),
+                Runner::Gpu => b.run::<E>(&options, Backend::Cuda),
             };
             let reference = b.solve::<f64>(&options, Backend::Reference);
             let what = format!("{} B={batch} K={k} {what} {convention:?}", E::NAME);
@@ -530,34 +394,6 @@ fn seeded_batches_bf16() {
     for batch in [1, 33, 97] {
         check_dtype::<bf16>(batch, 13);
     }
-}
-
-#[test]
-fn negative_labels_mark_ignored_problems() {
-    let (batch, k) = (33, 8);
-    let cost = CostMatrix::new(asymmetric_cost(k, 5).view()).unwrap();
-    let z = logits(batch, k, 2.0, 5).mapv(|x| x as f32);
-    let mut y = labels(batch, k, 6);
-    y[0] = -1;
-    y[32] = -1;
-    let s = run_kernel::<f32>(
-        &cost,
-        &z,
-        true,
-        &KernelTarget::Labels(y.clone(), 0.1),
-        &SolveOptions::new(0.1),
-    );
-    for b in [0, 32] {
-        assert_eq!(s.loss[b], 0.0);
-        assert_eq!(s.iterations[b], 0);
-        assert!(
-            s.f.row(b)
-                .iter()
-                .chain(s.grad_logits.as_ref().unwrap().row(b))
-                .all(|&x| x == 0.0)
-        );
-    }
-    assert!(s.iterations.iter().skip(1).take(31).all(|&n| n > 0));
 }
 
 /// The real launch path on a GPU, where there is one: the same seeded batches and bounds as the

@@ -152,7 +152,7 @@ fn rejects_bad_launches() {
     .unwrap_err();
     assert!(
         err.message()
-            .contains("takes 144 bytes of parameters, got 8"),
+            .contains("takes 152 bytes of parameters, got 8"),
         "{err}"
     );
 }

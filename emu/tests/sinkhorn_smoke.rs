@@ -20,6 +20,7 @@ struct SinkhornParams {
     iterations: *mut i32,
     marginal_error: *mut c_void,
     plan: *mut c_void,
+    init_g: *const c_void,
     batch: i64,
     k: i32,
     max_iters: i32,
@@ -30,7 +31,7 @@ struct SinkhornParams {
     convention: i32,
     reserved: i32,
 }
-const _: () = assert!(size_of::<SinkhornParams>() == 144);
+const _: () = assert!(size_of::<SinkhornParams>() == 152);
 
 const K: usize = 8;
 
@@ -101,6 +102,7 @@ fn solve(
         iterations: o.iterations.as_mut_ptr(),
         marginal_error: o.marginal_error.as_mut_ptr().cast(),
         plan: o.plan.as_mut_ptr().cast(),
+        init_g: std::ptr::null(),
         batch: batch as i64,
         k: K as i32,
         max_iters: 2000,

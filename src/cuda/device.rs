@@ -137,13 +137,15 @@ impl<E: KernelElement> DeviceOutputs<E> {
 ///
 /// Shapes and options are checked; the values in device memory are not (that would need a copy):
 /// the caller guarantees finite inputs, rows on the simplex and labels below K, as the host API
-/// would have checked. `outputs.plan`/`grad_logits` are filled when present.
+/// would have checked. `init_g` (B × K, KL units) warm-starts the iteration, as in
+/// [`solve_warm`](crate::solve_warm). `outputs.plan`/`grad_logits` are filled when present.
 pub fn enqueue<E: KernelElement>(
     kernels: &CudaKernels,
     stream: &CudaStream,
     cost: &DeviceCost,
     source: DeviceSource<'_, E>,
     target: DeviceTarget<'_, E>,
+    init_g: Option<&CudaSlice<E>>,
     options: &SolveOptions,
     outputs: &mut DeviceOutputs<E>,
 ) -> Result<()> {
@@ -174,6 +176,7 @@ pub fn enqueue<E: KernelElement>(
         source,
         target,
         labels,
+        init_g,
         cost: &cost.buffer,
         outputs,
     };
@@ -185,6 +188,7 @@ pub(crate) struct Buffers<'a, E> {
     pub source: &'a CudaSlice<E>,
     pub target: Option<&'a CudaSlice<E>>,
     pub labels: Option<&'a CudaSlice<i64>>,
+    pub init_g: Option<&'a CudaSlice<E>>,
     pub cost: &'a CudaSlice<f32>,
     pub outputs: &'a mut DeviceOutputs<E>,
 }

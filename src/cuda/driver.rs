@@ -110,6 +110,7 @@ pub(crate) fn launch_sinkhorn<E: KernelElement>(
         source,
         target,
         labels,
+        init_g,
         cost,
         outputs: o,
     } = buffers;
@@ -132,6 +133,9 @@ pub(crate) fn launch_sinkhorn<E: KernelElement>(
         (None, Some(l)) => expect_len("labels", l.len(), batch)?,
         _ => return Err(shape("target", vec![batch, k], vec![0])),
     }
+    if let Some(g) = init_g {
+        expect_len("initial potentials", g.len(), batch * k)?;
+    }
     if let Some(g) = &o.grad_logits {
         expect_len("grad_logits output", g.len(), batch * k)?;
     }
@@ -149,6 +153,7 @@ pub(crate) fn launch_sinkhorn<E: KernelElement>(
     params.target = target.map_or(0, |t| keep(g, t.device_ptr(stream)));
     params.labels = labels.map_or(0, |l| keep(g, l.device_ptr(stream)));
     params.cost = keep(g, cost.device_ptr(stream));
+    params.init_g = init_g.map_or(0, |i| keep(g, i.device_ptr(stream)));
     params.loss = keep(g, o.loss.device_ptr_mut(stream));
     params.transport_cost = keep(g, o.transport_cost.device_ptr_mut(stream));
     params.f = keep(g, o.f.device_ptr_mut(stream));

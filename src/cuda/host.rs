@@ -4,37 +4,40 @@
 use std::sync::Arc;
 
 use cudarc::driver::{CudaSlice, CudaStream, DeviceRepr};
-use ndarray::{Array1, Array2, Array3, s};
+use ndarray::s;
 
 use super::device::{DeviceCost, DeviceOutputs, DeviceSource, DeviceTarget, enqueue};
 use super::driver::{Gpu, cuda_error};
 use super::launch::KernelElement;
+use super::outputs::HostOutputs;
 use crate::cost::CostMatrix;
 use crate::error::Result;
-use crate::problem::{Executed, Solution, SolveOptions, Source, Target};
-use crate::validate::check_request;
+use crate::problem::{Executed, Request, Solution, SolveOptions, Source, Target};
 
 /// Share of the free device memory one chunk may use (the rest is headroom for other users).
 const MEMORY_SHARE: usize = 2;
 
-/// Solves a batch on device 0: validates on the host, copies in, launches, copies out.
+/// Solves a batch on device 0: validates on the host, copies in, launches, copies out. The same
+/// as [`crate::solve`] with [`Backend::Cuda`](crate::Backend::Cuda), typed for the kernels'
+/// element types.
 pub fn solve<E: KernelElement>(
     cost: &CostMatrix,
     source: Source<'_, E>,
     target: Target<'_, E>,
     options: &SolveOptions,
 ) -> Result<Solution<E>> {
-    check_request(cost, &source, &target, options)?;
-    solve_validated(cost, source, target, options)
+    crate::solve(cost, source, target, options, crate::Backend::Cuda)
 }
 
-/// [`solve`] for a request already checked.
-pub(crate) fn solve_validated<E: KernelElement>(
-    cost: &CostMatrix,
-    source: Source<'_, E>,
-    target: Target<'_, E>,
-    options: &SolveOptions,
-) -> Result<Solution<E>> {
+/// Runs a checked request on device 0, in chunks that fit in half the free device memory.
+pub(crate) fn solve_validated<E: KernelElement>(request: Request<'_, E>) -> Result<Solution<E>> {
+    let Request {
+        cost,
+        source,
+        target,
+        options,
+        init_g,
+    } = request;
     let gpu = Gpu::get()?;
     let stream = &gpu.stream;
     let (batch, k) = source.view().dim();
@@ -68,6 +71,10 @@ pub(crate) fn solve_validated<E: KernelElement>(
                     DeviceTarget::Distributions(&target_rows)
                 }
             };
+            let init_rows = match init_g {
+                Some(g) => Some(upload(stream, g.slice(rows).iter().copied())?),
+                None => None,
+            };
             let mut out = DeviceOutputs::alloc(stream, end - start, k, logits, options.plan)?;
             enqueue(
                 &gpu.kernels,
@@ -75,6 +82,7 @@ pub(crate) fn solve_validated<E: KernelElement>(
                 &device_cost,
                 device_source,
                 device_target,
+                init_rows.as_ref(),
                 options,
                 &mut out,
             )?;
@@ -84,7 +92,10 @@ pub(crate) fn solve_validated<E: KernelElement>(
             .synchronize()
             .map_err(|e| cuda_error("synchronize", e))?;
     }
-    Ok(host.into_solution(options.effective_tol::<f32>(cost.k(), cost.max())))
+    Ok(host.into_solution(
+        options.effective_tol::<f32>(cost.k(), cost.max()),
+        Executed::Cuda,
+    ))
 }
 
 fn upload<T: DeviceRepr>(
@@ -107,38 +118,7 @@ fn bytes_per_problem<E>(k: usize, target: &Target<'_, E>, logits: bool, plan: bo
     k * e + target_bytes + outputs
 }
 
-struct HostOutputs<E> {
-    batch: usize,
-    k: usize,
-    loss: Vec<E>,
-    transport_cost: Vec<E>,
-    f: Vec<E>,
-    g: Vec<E>,
-    grad_source: Vec<E>,
-    grad_logits: Option<Vec<E>>,
-    iterations: Vec<i32>,
-    marginal_error: Vec<E>,
-    plan: Option<Vec<E>>,
-}
-
 impl<E: KernelElement> HostOutputs<E> {
-    fn new(batch: usize, k: usize, logits: bool, plan: bool) -> Self {
-        let zeros = |n: usize| vec![E::from_f64(0.0); n];
-        HostOutputs {
-            batch,
-            k,
-            loss: zeros(batch),
-            transport_cost: zeros(batch),
-            f: zeros(batch * k),
-            g: zeros(batch * k),
-            grad_source: zeros(batch * k),
-            grad_logits: logits.then(|| zeros(batch * k)),
-            iterations: vec![0; batch],
-            marginal_error: zeros(batch),
-            plan: plan.then(|| zeros(batch * k * k)),
-        }
-    }
-
     /// Copies a chunk's device outputs into place, starting at problem `start`.
     fn download(
         &mut self,
@@ -187,25 +167,5 @@ impl<E: KernelElement> HostOutputs<E> {
             copy(stream, from, &mut to[start * k * k..(start + n) * k * k])?;
         }
         Ok(())
-    }
-
-    fn into_solution(self, tol: f64) -> Solution<E> {
-        let (b, k) = (self.batch, self.k);
-        let matrix = |v: Vec<E>| Array2::from_shape_vec((b, k), v).expect("B x K buffer");
-        Solution {
-            loss: Array1::from(self.loss),
-            transport_cost: Array1::from(self.transport_cost),
-            f: matrix(self.f),
-            g: matrix(self.g),
-            grad_source: matrix(self.grad_source),
-            grad_logits: self.grad_logits.map(matrix),
-            iterations: self.iterations.into_iter().map(|n| n as u32).collect(),
-            marginal_error: Array1::from(self.marginal_error),
-            plan: self
-                .plan
-                .map(|v| Array3::from_shape_vec((b, k, k), v).expect("B x K x K buffer")),
-            executed: Executed::Cuda,
-            tol,
-        }
     }
 }

@@ -9,7 +9,10 @@
 //! [`launch`] and [`params`] hold the launch geometry and the parameter block; they need no
 //! driver, so the tests use them to run the same kernels under a CPU emulator.
 
+#[doc(hidden)]
+pub mod emulated;
 pub mod launch;
+mod outputs;
 pub mod params;
 
 #[cfg(feature = "cuda")]

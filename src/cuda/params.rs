@@ -21,6 +21,7 @@ pub struct SinkhornParams {
     pub iterations: u64,
     pub marginal_error: u64,
     pub plan: u64,
+    pub init_g: u64,
     pub batch: i64,
     pub k: i32,
     pub max_iters: i32,
@@ -33,7 +34,7 @@ pub struct SinkhornParams {
 }
 
 // The C side static_asserts the same two numbers.
-const _: () = assert!(std::mem::size_of::<SinkhornParams>() == 144);
+const _: () = assert!(std::mem::size_of::<SinkhornParams>() == 152);
 const _: () = assert!(std::mem::align_of::<SinkhornParams>() == 8);
 
 impl SinkhornParams {

@@ -1,0 +1,741 @@
+//! The training loss: a [`SinkhornLoss`] is configured once (cost, ε, convention, iteration
+//! policy, reduction, backend) and called per batch. [`forward`](SinkhornLoss::forward) returns
+//! the reduced loss and keeps what [`backward`](SinkhornLoss::backward) needs;
+//! [`forward_backward`](SinkhornLoss::forward_backward) does both in one call.
+//!
+//! ```
+//! use circot::loss::{Batch, Reduction, SinkhornLoss};
+//! use circot::{CostKind, CostMatrix, Preset, Source, Target};
+//! use ndarray::array;
+//!
+//! let cost = CostMatrix::preset(Preset::AffWild2_8, CostKind::Circumplex);
+//! let mut loss = SinkhornLoss::<f32>::new(cost, 0.05).reduction(Reduction::Mean);
+//! let logits = array![[2.0_f32, 0.1, -1.0, 0.3, 0.0, -0.5, 0.2, 0.0],
+//!                     [0.0_f32, 1.0, 0.5, -0.3, 0.2, 0.1, -2.0, 0.4]];
+//! let labels = array![1_i64, -1]; // -1: an unannotated Aff-Wild2 frame, ignored
+//! let batch = Batch::new(Source::Logits(logits.view()), Target::labels(labels.view()));
+//! let (value, grads) = loss.forward_backward(batch)?;
+//! assert!(value.reduced.unwrap() > 0.0);
+//! assert!(grads.input.row(1).iter().all(|&g| g == 0.0));
+//! # Ok::<(), circot::Error>(())
+//! ```
+//!
+//! Ignored problems (negative labels, as Aff-Wild2 marks unannotated frames) get zero loss and zero
+//! gradient and are left out of means. With [`divergence`](SinkhornLoss::divergence) the loss is the
+//! debiased Sinkhorn divergence `S_ε(a, β) = OT_ε(a, β) − ½·OT_ε(a, a) − ½·OT_ε(β, β)`, which is
+//! zero at `a = β`; its gradient w.r.t. `a` is `f_aβ − ½(f_aa + g_aa)` (`f_aβ − f_aa` for a
+//! symmetric cost), and it is the same in both conventions (the entropy terms cancel).
+
+use ndarray::{Array1, Array2, Array3, ArrayView1, ArrayView2, Axis};
+
+use crate::backend::{Backend, solve_warm};
+use crate::cost::CostMatrix;
+use crate::error::{Error, Result};
+use crate::problem::{Convention, Request, Solution, SolveOptions, Source, Target};
+use crate::real::Element;
+use crate::validate::check_request_with;
+
+/// How per-problem losses are combined into the value `forward` reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Reduction {
+    /// No reduction: `backward` takes one upstream gradient per problem.
+    None,
+    /// `Σ_b L_b`, or `Σ_b w_b L_b` with weights.
+    Sum,
+    /// `Σ_b L_b / n` over the `n` problems that are not ignored (0 when all are).
+    #[default]
+    Mean,
+    /// `Σ_b w_b L_b / Σ_b w_b` over the problems that are not ignored; needs weights.
+    WeightedMean,
+}
+
+/// One batch for the loss: sources, targets, and optionally weights and a warm start.
+///
+/// ```
+/// use circot::loss::Batch;
+/// use circot::{Source, Target};
+/// use ndarray::array;
+///
+/// let logits = array![[1.0_f32, 0.0, -1.0]];
+/// let labels = array![2_i64];
+/// let weights = array![0.5_f32];
+/// let batch = Batch::new(Source::Logits(logits.view()), Target::labels(labels.view()))
+///     .weights(weights.view());
+/// # let _ = batch;
+/// ```
+#[derive(Debug, Clone, Copy)]
+pub struct Batch<'a, E> {
+    source: Source<'a, E>,
+    target: Target<'a, E>,
+    weights: Option<ArrayView1<'a, E>>,
+    init_g: Option<ArrayView2<'a, E>>,
+}
+
+impl<'a, E> Batch<'a, E> {
+    /// A batch of B sources and B targets (negative labels mark ignored problems).
+    pub fn new(source: Source<'a, E>, target: Target<'a, E>) -> Self {
+        Batch {
+            source,
+            target,
+            weights: None,
+            init_g: None,
+        }
+    }
+
+    /// Per-problem weights (B, finite, ≥ 0), for [`Reduction::Sum`] and
+    /// [`Reduction::WeightedMean`].
+    pub fn weights(mut self, weights: ArrayView1<'a, E>) -> Self {
+        self.weights = Some(weights);
+        self
+    }
+
+    /// The same batch with shorter borrows (views are invariant in their lifetime).
+    fn reborrow<'b>(self) -> Batch<'b, E>
+    where
+        'a: 'b,
+    {
+        Batch {
+            source: self.source.reborrow(),
+            target: self.target.reborrow(),
+            weights: self.weights.map(|w| w.reborrow()),
+            init_g: self.init_g.map(|g| g.reborrow()),
+        }
+    }
+
+    /// Initial target potentials (B × K), for example [`Forward::g`] of the previous step.
+    pub fn warm_start(mut self, g: ArrayView2<'a, E>) -> Self {
+        self.init_g = Some(g);
+        self
+    }
+}
+
+/// What [`SinkhornLoss::forward`] returns.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct Forward<E> {
+    /// The reduced loss; `None` for [`Reduction::None`].
+    pub reduced: Option<f64>,
+    /// Each problem's loss, unweighted (0 for ignored problems).
+    pub per_sample: Array1<E>,
+    /// Iterations each problem used (the transport problem `a → β`; 0 when ignored).
+    pub iterations: Array1<u32>,
+    /// Final L1 row-marginal error of each problem.
+    pub marginal_error: Array1<E>,
+    /// Final target potentials of `a → β` (B × K): a warm start for the next call.
+    pub g: Array2<E>,
+}
+
+/// The upstream gradient `backward` scales by.
+#[derive(Debug, Clone, Copy)]
+pub enum GradOutput<'a, E> {
+    /// `∂(objective)/∂(reduced loss)` for Sum, Mean and WeightedMean.
+    Scalar(E),
+    /// One per problem for [`Reduction::None`].
+    PerSample(ArrayView1<'a, E>),
+}
+
+/// What [`SinkhornLoss::backward`] returns.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct Gradients<E> {
+    /// Gradient w.r.t. the source as it was given: the logits, or the probabilities (centred).
+    pub input: Array2<E>,
+    /// Gradient w.r.t. the cost matrix (K × K): the reduction's weighted sum of plans, when
+    /// [`cost_gradient`](SinkhornLoss::cost_gradient) is on.
+    pub cost: Option<Array2<f64>>,
+}
+
+/// What forward keeps for backward.
+#[derive(Debug, Clone)]
+struct Saved {
+    /// Per-problem gradient w.r.t. the input, before the reduction's weight (zero rows: ignored).
+    grad: Array2<f64>,
+    /// The reduction's weight of each problem (0 for ignored ones).
+    weights: Array1<f64>,
+    /// Per-problem `∂L_b/∂C` (B × K × K), when the cost gradient is on.
+    cost_grads: Option<Array3<f64>>,
+}
+
+/// The optimal-transport training loss. `E` is the element type of the batches it takes and the
+/// gradients it returns: f32 or f64, or f16/bf16 for mixed precision (f32 arithmetic).
+///
+/// ```
+/// use circot::loss::{Batch, GradOutput, Reduction, SinkhornLoss};
+/// use circot::{Backend, Convention, CostKind, CostMatrix, Preset, Source, Target};
+/// use ndarray::array;
+///
+/// let cost = CostMatrix::preset(Preset::AffectNet7, CostKind::Circumplex);
+/// let mut loss = SinkhornLoss::<f64>::new(cost, 0.05)
+///     .convention(Convention::Kl)
+///     .max_iters(500)
+///     .tol(1e-9)
+///     .reduction(Reduction::Sum)
+///     .backend(Backend::Cpu);
+/// let logits = array![[0.5, 0.1, -1.0, 0.3, 0.0, -0.5, 0.2]];
+/// let labels = array![6_i64];
+/// let value = loss.forward(Batch::new(Source::Logits(logits.view()), Target::labels(labels.view())))?;
+/// let grads = loss.backward(GradOutput::Scalar(1.0))?;
+/// assert_eq!(grads.input.dim(), (1, 7));
+/// assert!(value.reduced.unwrap() > 0.0);
+/// # Ok::<(), circot::Error>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct SinkhornLoss<E = f32> {
+    cost: CostMatrix,
+    options: SolveOptions,
+    reduction: Reduction,
+    backend: Backend,
+    divergence: bool,
+    cost_gradient: bool,
+    saved: Option<Saved>,
+    _element: std::marker::PhantomData<E>,
+}
+
+impl<E: Element> SinkhornLoss<E> {
+    /// A loss with this cost and ε (units of the cost), the KL convention, the default iteration
+    /// policy, [`Reduction::Mean`] and [`Backend::Auto`].
+    ///
+    /// ```
+    /// # use circot::{loss::SinkhornLoss, CostMatrix};
+    /// let loss = SinkhornLoss::<f32>::new(CostMatrix::uniform(8)?, 0.1);
+    /// assert_eq!(loss.options().eps, 0.1);
+    /// # Ok::<(), circot::Error>(())
+    /// ```
+    pub fn new(cost: CostMatrix, eps: f64) -> Self {
+        SinkhornLoss {
+            cost,
+            options: SolveOptions::new(eps),
+            reduction: Reduction::Mean,
+            backend: Backend::Auto,
+            divergence: false,
+            cost_gradient: false,
+            saved: None,
+            _element: std::marker::PhantomData,
+        }
+    }
+
+    /// Sets the convention of the loss and its gradient (ignored by the divergence, which is the
+    /// same in both).
+    ///
+    /// ```
+    /// # use circot::{loss::SinkhornLoss, Convention, CostMatrix};
+    /// let loss = SinkhornLoss::<f32>::new(CostMatrix::uniform(4)?, 0.1).convention(Convention::Entropy);
+    /// # Ok::<(), circot::Error>(())
+    /// ```
+    pub fn convention(mut self, convention: Convention) -> Self {
+        self.options.convention = convention;
+        self
+    }
+
+    /// Sets the iteration cap per problem.
+    ///
+    /// ```
+    /// # use circot::{loss::SinkhornLoss, CostMatrix};
+    /// let loss = SinkhornLoss::<f32>::new(CostMatrix::uniform(4)?, 0.1).max_iters(200);
+    /// # Ok::<(), circot::Error>(())
+    /// ```
+    pub fn max_iters(mut self, max_iters: u32) -> Self {
+        self.options.max_iters = max_iters;
+        self
+    }
+
+    /// Sets the stopping tolerance on the L1 row-marginal error.
+    ///
+    /// ```
+    /// # use circot::{loss::SinkhornLoss, CostMatrix};
+    /// let loss = SinkhornLoss::<f64>::new(CostMatrix::uniform(4)?, 0.1).tol(1e-8);
+    /// # Ok::<(), circot::Error>(())
+    /// ```
+    pub fn tol(mut self, tol: f64) -> Self {
+        self.options.tol = Some(tol);
+        self
+    }
+
+    /// Sets the reduction.
+    ///
+    /// ```
+    /// # use circot::{loss::{Reduction, SinkhornLoss}, CostMatrix};
+    /// let loss = SinkhornLoss::<f32>::new(CostMatrix::uniform(4)?, 0.1).reduction(Reduction::None);
+    /// # Ok::<(), circot::Error>(())
+    /// ```
+    pub fn reduction(mut self, reduction: Reduction) -> Self {
+        self.reduction = reduction;
+        self
+    }
+
+    /// Sets where the problems are solved.
+    ///
+    /// ```
+    /// # use circot::{loss::SinkhornLoss, Backend, CostMatrix};
+    /// let loss = SinkhornLoss::<f32>::new(CostMatrix::uniform(4)?, 0.1).backend(Backend::Cpu);
+    /// # Ok::<(), circot::Error>(())
+    /// ```
+    pub fn backend(mut self, backend: Backend) -> Self {
+        self.backend = backend;
+        self
+    }
+
+    /// Uses the debiased Sinkhorn divergence instead of `OT_ε` (three solves per problem).
+    ///
+    /// ```
+    /// # use circot::{loss::{Batch, SinkhornLoss}, CostMatrix, Source, Target};
+    /// # use ndarray::array;
+    /// let mut loss = SinkhornLoss::<f64>::new(CostMatrix::uniform(3)?, 0.1).divergence(true).tol(1e-10);
+    /// let p = array![[0.2, 0.5, 0.3]];
+    /// let same = loss.forward(Batch::new(Source::Probabilities(p.view()), Target::Distributions(p.view())))?;
+    /// assert!(same.reduced.unwrap().abs() < 1e-9); // zero at a = β
+    /// # Ok::<(), circot::Error>(())
+    /// ```
+    pub fn divergence(mut self, divergence: bool) -> Self {
+        self.divergence = divergence;
+        self
+    }
+
+    /// Also computes the gradient w.r.t. the cost matrix (keeps one K × K plan per problem
+    /// between forward and backward).
+    ///
+    /// ```
+    /// # use circot::{loss::{Batch, SinkhornLoss}, CostMatrix, Source, Target};
+    /// # use ndarray::array;
+    /// let mut loss = SinkhornLoss::<f64>::new(CostMatrix::uniform(3)?, 0.1).cost_gradient(true);
+    /// let (p, y) = (array![[0.2, 0.5, 0.3]], array![1_i64]);
+    /// let (_, grads) = loss.forward_backward(Batch::new(Source::Probabilities(p.view()), Target::labels(y.view())))?;
+    /// let dc = grads.cost.unwrap(); // the plan a·e_yᵀ: column 1 holds a
+    /// assert!((dc[[0, 1]] - 0.2).abs() < 1e-12);
+    /// # Ok::<(), circot::Error>(())
+    /// ```
+    pub fn cost_gradient(mut self, on: bool) -> Self {
+        self.cost_gradient = on;
+        self
+    }
+
+    /// The solve options in use.
+    ///
+    /// ```
+    /// # use circot::{loss::SinkhornLoss, CostMatrix};
+    /// let loss = SinkhornLoss::<f32>::new(CostMatrix::uniform(4)?, 0.1).max_iters(7);
+    /// assert_eq!(loss.options().max_iters, 7);
+    /// # Ok::<(), circot::Error>(())
+    /// ```
+    pub fn options(&self) -> &SolveOptions {
+        &self.options
+    }
+
+    /// The cost matrix.
+    ///
+    /// ```
+    /// # use circot::{loss::SinkhornLoss, CostMatrix};
+    /// let loss = SinkhornLoss::<f32>::new(CostMatrix::uniform(4)?, 0.1);
+    /// assert_eq!(loss.cost().k(), 4);
+    /// # Ok::<(), circot::Error>(())
+    /// ```
+    pub fn cost(&self) -> &CostMatrix {
+        &self.cost
+    }
+
+    /// Solves the batch and returns the reduced loss; keeps what `backward` needs. Bad input is
+    /// an error naming it, and then nothing is kept.
+    ///
+    /// ```
+    /// # use circot::{loss::{Batch, SinkhornLoss}, CostMatrix, Source, Target};
+    /// # use ndarray::array;
+    /// let mut loss = SinkhornLoss::<f32>::new(CostMatrix::uniform(3)?, 0.1);
+    /// let (z, y) = (array![[3.0_f32, 0.0, 0.0]], array![0_i64]);
+    /// let out = loss.forward(Batch::new(Source::Logits(z.view()), Target::labels(y.view())))?;
+    /// assert!(out.reduced.unwrap() < 0.2); // confident and right: 1 − a_y
+    /// # Ok::<(), circot::Error>(())
+    /// ```
+    pub fn forward(&mut self, batch: Batch<'_, E>) -> Result<Forward<E>> {
+        self.saved = None;
+        let options = self.solve_options();
+        let whole = batch.reborrow();
+        check_request_with(
+            &Request {
+                cost: &self.cost,
+                source: whole.source,
+                target: whole.target,
+                options: &options,
+                init_g: whole.init_g,
+            },
+            true,
+        )?;
+        let (b, k) = batch.source.view().dim();
+        let weights = self.reduction_weights(&batch, b)?;
+        let kept = kept_problems(&batch.target);
+        let mut per_sample = Array1::<f64>::zeros(b);
+        let mut grad = Array2::<f64>::zeros((b, k));
+        let mut iterations = Array1::<u32>::zeros(b);
+        let mut marginal_error = Array1::<f64>::zeros(b);
+        let mut g = Array2::<f64>::zeros((b, k));
+        let mut cost_grads = self.cost_gradient.then(|| Array3::<f64>::zeros((b, k, k)));
+        if !kept.is_empty() || b == 0 {
+            let compact = Compact::new(&batch, &kept);
+            let parts = self.solve_kept(&compact.batch())?;
+            for (row, &problem) in kept.iter().enumerate() {
+                per_sample[problem] = parts.loss[row];
+                grad.row_mut(problem).assign(&parts.grad.row(row));
+                iterations[problem] = parts.iterations[row];
+                marginal_error[problem] = parts.marginal_error[row];
+                g.row_mut(problem).assign(&parts.g.row(row));
+                if let (Some(all), Some(some)) = (&mut cost_grads, &parts.cost_grads) {
+                    all.index_axis_mut(Axis(0), problem)
+                        .assign(&some.index_axis(Axis(0), row));
+                }
+            }
+        }
+        let reduced = match self.reduction {
+            Reduction::None => None,
+            _ => Some(per_sample.iter().zip(&weights).map(|(l, w)| l * w).sum()),
+        };
+        self.saved = Some(Saved {
+            grad,
+            weights,
+            cost_grads,
+        });
+        Ok(Forward {
+            reduced,
+            per_sample: per_sample.mapv(E::from_f64),
+            iterations,
+            marginal_error: marginal_error.mapv(E::from_f64),
+            g: g.mapv(E::from_f64),
+        })
+    }
+
+    /// The gradients of the last `forward`, scaled by the upstream gradient: a scalar for Sum,
+    /// Mean and WeightedMean, one per problem for None.
+    ///
+    /// ```
+    /// # use circot::{loss::{Batch, GradOutput, Reduction, SinkhornLoss}, CostMatrix, Source, Target};
+    /// # use ndarray::array;
+    /// let mut loss = SinkhornLoss::<f64>::new(CostMatrix::uniform(3)?, 0.1).reduction(Reduction::None);
+    /// let (z, y) = (array![[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]], array![0_i64, 0]);
+    /// loss.forward(Batch::new(Source::Logits(z.view()), Target::labels(y.view())))?;
+    /// let upstream = array![1.0, 0.0];
+    /// let grads = loss.backward(GradOutput::PerSample(upstream.view()))?;
+    /// assert!(grads.input.row(1).iter().all(|&g| g == 0.0));
+    /// # Ok::<(), circot::Error>(())
+    /// ```
+    pub fn backward(&self, grad_output: GradOutput<'_, E>) -> Result<Gradients<E>> {
+        let saved = self.saved.as_ref().ok_or(Error::NoForward)?;
+        let b = saved.weights.len();
+        let scale: Array1<f64> = match (self.reduction, grad_output) {
+            (Reduction::None, GradOutput::PerSample(upstream)) => {
+                if upstream.len() != b {
+                    return Err(Error::Shape {
+                        what: "upstream gradient",
+                        expected: vec![b],
+                        found: vec![upstream.len()],
+                    });
+                }
+                let upstream = upstream.mapv(Element::as_f64);
+                check_finite_vector(upstream.view(), "upstream gradient")?;
+                &upstream * &saved.weights
+            }
+            (Reduction::None, GradOutput::Scalar(_)) => {
+                return Err(Error::UpstreamGradient {
+                    expected: "one per problem (Reduction::None)",
+                });
+            }
+            (_, GradOutput::Scalar(g)) => {
+                let g = g.as_f64();
+                check_finite_vector(ndarray::aview1(&[g]), "upstream gradient")?;
+                &saved.weights * g
+            }
+            (_, GradOutput::PerSample(_)) => {
+                return Err(Error::UpstreamGradient {
+                    expected: "a scalar (the loss is reduced)",
+                });
+            }
+        };
+        let input = (&saved.grad * &scale.view().insert_axis(Axis(1))).mapv(E::from_f64);
+        let cost = saved.cost_grads.as_ref().map(|per_problem| {
+            let k = per_problem.dim().1;
+            let mut total = Array2::<f64>::zeros((k, k));
+            for (plan, &s) in per_problem.outer_iter().zip(&scale) {
+                if s != 0.0 {
+                    total.scaled_add(s, &plan);
+                }
+            }
+            total
+        });
+        Ok(Gradients { input, cost })
+    }
+
+    /// `forward`, then `backward` with an upstream gradient of 1 (one per problem for None).
+    ///
+    /// ```
+    /// # use circot::{loss::{Batch, SinkhornLoss}, CostMatrix, Source, Target};
+    /// # use ndarray::array;
+    /// let mut loss = SinkhornLoss::<f32>::new(CostMatrix::uniform(3)?, 0.1);
+    /// let (z, y) = (array![[1.0_f32, 0.0, 0.0]], array![2_i64]);
+    /// let (value, grads) = loss.forward_backward(Batch::new(Source::Logits(z.view()), Target::labels(y.view())))?;
+    /// assert!(grads.input[[0, 2]] < 0.0); // raising the true class's logit lowers the loss
+    /// # Ok::<(), circot::Error>(())
+    /// ```
+    pub fn forward_backward(&mut self, batch: Batch<'_, E>) -> Result<(Forward<E>, Gradients<E>)> {
+        let b = batch.source.view().nrows();
+        let value = self.forward(batch)?;
+        let one = E::from_f64(1.0);
+        let ones = Array1::from_elem(b, one);
+        let upstream = match self.reduction {
+            Reduction::None => GradOutput::PerSample(ones.view()),
+            _ => GradOutput::Scalar(one),
+        };
+        let grads = self.backward(upstream)?;
+        Ok((value, grads))
+    }
+
+    /// Each problem's weight in the reduced loss (0 for ignored problems).
+    fn reduction_weights(&self, batch: &Batch<'_, E>, b: usize) -> Result<Array1<f64>> {
+        let kept = Array1::from_shape_fn(b, |i| match batch.target {
+            Target::Labels { labels, .. } if i < labels.len() => f64::from(labels[i] >= 0),
+            _ => 1.0,
+        });
+        let user = match batch.weights {
+            Some(w) => {
+                if w.len() != b {
+                    return Err(Error::Shape {
+                        what: "weights",
+                        expected: vec![b],
+                        found: vec![w.len()],
+                    });
+                }
+                let w = w.mapv(Element::as_f64);
+                if let Some((i, &v)) = w
+                    .iter()
+                    .enumerate()
+                    .find(|(_, v)| !(v.is_finite() && **v >= 0.0))
+                {
+                    return Err(Error::Weight {
+                        problem: i,
+                        value: v,
+                    });
+                }
+                Some(w)
+            }
+            None => None,
+        };
+        Ok(match (self.reduction, user) {
+            (Reduction::None, None) | (Reduction::Sum, None) => kept,
+            (Reduction::Sum, Some(w)) => &w * &kept,
+            (Reduction::Mean, None) => {
+                let n = kept.sum();
+                if n > 0.0 { kept / n } else { kept }
+            }
+            (Reduction::WeightedMean, Some(w)) => {
+                let w = &w * &kept;
+                let total = w.sum();
+                if total > 0.0 { w / total } else { w }
+            }
+            (Reduction::WeightedMean, None) => {
+                return Err(Error::Weights {
+                    reason: "Reduction::WeightedMean needs per-problem weights",
+                });
+            }
+            (Reduction::None | Reduction::Mean, Some(_)) => {
+                return Err(Error::Weights {
+                    reason: "weights apply to Reduction::Sum and Reduction::WeightedMean",
+                });
+            }
+        })
+    }
+
+    /// Solves the problems that are not ignored.
+    fn solve_kept(&self, batch: &Batch<'_, E>) -> Result<Parts> {
+        let ab = solve_warm(
+            &self.cost,
+            batch.source,
+            batch.target,
+            &self.solve_options(),
+            self.backend,
+            batch.init_g,
+        )?;
+        if self.divergence {
+            return self.debias(batch, &ab);
+        }
+        let grad = match &ab.grad_logits {
+            Some(g) => g.mapv(Element::as_f64),
+            None => ab.grad_source.mapv(Element::as_f64),
+        };
+        Ok(Parts {
+            loss: ab.loss.mapv(Element::as_f64),
+            grad,
+            iterations: ab.iterations.clone(),
+            marginal_error: ab.marginal_error.mapv(Element::as_f64),
+            g: ab.g.mapv(Element::as_f64),
+            cost_grads: ab.plan.as_ref().map(|p| p.mapv(Element::as_f64)),
+        })
+    }
+
+    /// The divergence from the `a → β` solve plus the two self-transport solves.
+    fn debias(&self, batch: &Batch<'_, E>, ab: &Solution<E>) -> Result<Parts> {
+        let options = self.solve_options();
+        let a = probabilities(batch.source);
+        let beta = target_distributions(batch.target, a.ncols());
+        let self_transport = |p: &Array2<f64>| -> Result<Solution<E>> {
+            let p = p.mapv(E::from_f64);
+            solve_warm(
+                &self.cost,
+                Source::Probabilities(p.view()),
+                Target::Distributions(p.view()),
+                &options,
+                self.backend,
+                None,
+            )
+        };
+        let aa = self_transport(&a)?;
+        let bb = self_transport(&beta)?;
+        let w = |x: &Array2<E>| x.mapv(Element::as_f64);
+        let w1 = |x: &Array1<E>| x.mapv(Element::as_f64);
+        // ∂S/∂a = f_aβ − ½(f_aa + g_aa), centred; through the softmax for logits.
+        let v = w(&ab.f) - (w(&aa.f) + w(&aa.g)) * 0.5;
+        let mut grad = &v - &v.mean_axis(Axis(1)).unwrap().insert_axis(Axis(1));
+        if batch.source.is_logits() {
+            let av = (&a * &grad).sum_axis(Axis(1)).insert_axis(Axis(1));
+            grad = &a * &(&grad - &av);
+        }
+        let cost_grads = match (&ab.plan, &aa.plan, &bb.plan) {
+            (Some(p), Some(q), Some(r)) => {
+                let f = |x: &Array3<E>| x.mapv(Element::as_f64);
+                Some(f(p) - (f(q) + f(r)) * 0.5)
+            }
+            _ => None,
+        };
+        Ok(Parts {
+            loss: w1(&ab.loss) - (w1(&aa.loss) + w1(&bb.loss)) * 0.5,
+            grad,
+            iterations: ab.iterations.clone(),
+            marginal_error: w1(&ab.marginal_error),
+            g: w(&ab.g),
+            cost_grads,
+        })
+    }
+
+    fn solve_options(&self) -> SolveOptions {
+        let mut options = self.options.clone().with_plan(self.cost_gradient);
+        if self.divergence {
+            // The divergence is convention-free; KL also allows zero probabilities in a and β.
+            options.convention = Convention::Kl;
+        }
+        options
+    }
+}
+
+/// Per-problem results of the problems solved (in f64 for the reductions).
+struct Parts {
+    loss: Array1<f64>,
+    grad: Array2<f64>,
+    iterations: Array1<u32>,
+    marginal_error: Array1<f64>,
+    g: Array2<f64>,
+    cost_grads: Option<Array3<f64>>,
+}
+
+/// Indices of the problems that are not ignored (label ≥ 0).
+fn kept_problems<E>(target: &Target<'_, E>) -> Vec<usize> {
+    match target {
+        Target::Labels { labels, .. } => (0..labels.len()).filter(|&i| labels[i] >= 0).collect(),
+        Target::Distributions(d) => (0..d.nrows()).collect(),
+    }
+}
+
+/// The batch restricted to its kept problems: borrowed as it is when nothing is ignored.
+struct Compact<'a, E> {
+    original: Batch<'a, E>,
+    selected: Option<(
+        Array2<E>,
+        Option<Array1<i64>>,
+        Option<Array2<E>>,
+        Option<Array2<E>>,
+    )>,
+}
+
+impl<'a, E: Element> Compact<'a, E> {
+    fn new(batch: &Batch<'a, E>, kept: &[usize]) -> Self {
+        let b = batch.source.view().nrows();
+        let all_kept = kept.len() == b && batch.target.batch() == b;
+        let selected = (!all_kept).then(|| {
+            let rows = |a: ArrayView2<'_, E>| a.select(Axis(0), kept);
+            let labels = match batch.target {
+                Target::Labels { labels, .. } => Some(labels.select(Axis(0), kept)),
+                Target::Distributions(_) => None,
+            };
+            let target = match batch.target {
+                Target::Distributions(d) => Some(rows(d)),
+                Target::Labels { .. } => None,
+            };
+            (
+                rows(batch.source.view()),
+                labels,
+                target,
+                batch.init_g.map(rows),
+            )
+        });
+        Compact {
+            original: *batch,
+            selected,
+        }
+    }
+
+    fn batch(&self) -> Batch<'_, E> {
+        let Some((source, labels, target, init_g)) = &self.selected else {
+            return self.original.reborrow();
+        };
+        let source = match self.original.source {
+            Source::Logits(_) => Source::Logits(source.view()),
+            Source::Probabilities(_) => Source::Probabilities(source.view()),
+        };
+        let target = match (self.original.target, labels, target) {
+            (Target::Labels { smoothing, .. }, Some(labels), _) => Target::Labels {
+                labels: labels.view(),
+                smoothing,
+            },
+            (_, _, Some(d)) => Target::Distributions(d.view()),
+            _ => unreachable!("a compacted target is labels or distributions"),
+        };
+        Batch {
+            source,
+            target,
+            weights: None,
+            init_g: init_g.as_ref().map(|g| g.view()),
+        }
+    }
+}
+
+/// The source distributions `a` in f64 (softmax of logits; rows renormalised).
+fn probabilities<E: Element>(source: Source<'_, E>) -> Array2<f64> {
+    let mut a = source.view().mapv(Element::as_f64);
+    for mut row in a.rows_mut() {
+        if source.is_logits() {
+            let max = row.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+            row.mapv_inplace(|z| (z - max).exp());
+        }
+        let sum = row.sum();
+        row.mapv_inplace(|x| x / sum);
+    }
+    a
+}
+
+/// The target distributions `β` in f64 (labels with their smoothing materialised).
+fn target_distributions<E: Element>(target: Target<'_, E>, k: usize) -> Array2<f64> {
+    match target {
+        Target::Labels { labels, smoothing } => {
+            let off = smoothing / k as f64;
+            Array2::from_shape_fn((labels.len(), k), |(b, j)| {
+                if labels[b] == j as i64 {
+                    1.0 - smoothing + off
+                } else {
+                    off
+                }
+            })
+        }
+        Target::Distributions(d) => probabilities(Source::Probabilities(d)),
+    }
+}
+
+fn check_finite_vector(v: ArrayView1<'_, f64>, what: &'static str) -> Result<()> {
+    match v.iter().enumerate().find(|(_, x)| !x.is_finite()) {
+        Some((index, &value)) => Err(Error::ValueNotFinite { what, index, value }),
+        None => Ok(()),
+    }
+}
