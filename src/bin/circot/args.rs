@@ -27,6 +27,8 @@ pub enum Command {
     Demo,
     /// Paired test over seeds (Wilcoxon signed-rank or sign-flip permutation) on two (n,) files.
     Stats(StatsArgs),
+    /// Metrics of predictions against labels: confusion, F1, accuracies, affective error metrics.
+    Eval(EvalArgs),
 }
 
 #[derive(Debug, Args)]
@@ -277,5 +279,46 @@ impl From<ZeroMethodArg> for circot::stats::ZeroMethod {
 }
 
 fn parse_alternative(s: &str) -> Result<circot::stats::Alternative, String> {
+    s.parse()
+}
+
+/// `circot eval`: macro-F1 over all K classes with zero_division = 0; negative labels ignored.
+#[derive(Debug, Args)]
+pub struct EvalArgs {
+    /// Predictions: (B, K) float scores (probabilities or logits; the argmax is taken) or (B,)
+    /// integer labels.
+    #[arg(long, value_name = "P.npy")]
+    pub pred: PathBuf,
+
+    /// True labels, (B,) integers; negative ones (Aff-Wild2's -1) are ignored.
+    #[arg(long, value_name = "Y.npy")]
+    pub labels: PathBuf,
+
+    /// Cost (K, K) pricing each confusion C[true, predicted], for the affective error distance
+    /// and error severity [default with --preset: its circumplex cost].
+    #[arg(long, value_name = "C.npy")]
+    pub cost: Option<PathBuf>,
+
+    /// Class set (names and circumplex positions, for the VA error distance and quadrant
+    /// preservation; without it those are null).
+    #[arg(long, value_parser = parse_preset)]
+    pub preset: Option<Preset>,
+
+    /// Also report this ABAW edition's EXPR score (abaw1-2: 0.67·macro-F1 + 0.33·accuracy over
+    /// 7 classes; abaw3 onwards: macro-F1 over 8).
+    #[arg(long, value_name = "EDITION", value_parser = parse_abaw)]
+    pub abaw: Option<circot::metrics::AbawEdition>,
+
+    /// Classes within this VA distance of the origin have no quadrant (quadrant preservation
+    /// counts only errors between classes that have one).
+    #[arg(long, default_value_t = circot::metrics::QUADRANT_CENTRAL_RADIUS, allow_hyphen_values = true)]
+    pub quadrant_radius: f64,
+
+    /// Print one JSON object instead of tables (unavailable metrics are null).
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn parse_abaw(s: &str) -> Result<circot::metrics::AbawEdition, String> {
     s.parse()
 }

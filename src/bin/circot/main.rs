@@ -5,6 +5,7 @@ mod args;
 mod cost_cmd;
 mod demo;
 mod error;
+mod eval_cmd;
 mod npy_io;
 mod rng;
 mod solve_cmd;
@@ -42,5 +43,6 @@ fn run() -> Result<(), CliError> {
         Command::Cost(args) => cost_cmd::run(&args),
         Command::Demo => demo::run(),
         Command::Stats(args) => stats_cmd::run(&args),
+        Command::Eval(args) => eval_cmd::run(&args),
     }
 }
