@@ -1,18 +1,22 @@
 //! Degeneracy analysis of a ground cost: which class pairs the OT term cannot tell apart.
 //!
-//! For a K × K cost `C` with largest entry `M > 0`:
+//! For a K × K cost `C` (entry `C_ij`: the price of moving mass from predicted class `i` to
+//! true class `j`) with largest entry `M > 0`:
 //!
 //! * the **normalised distance** of a pair is `d_ij = (C_ij + C_ji) / (2M)` (symmetrised; in
-//!   `[0, 1]`);
-//! * the **typical confusion price** of class `i` is `m_i`, the median of `d_il` over `l ≠ i`;
-//! * the **separation** of a pair is `s_ij = d_ij / max(m_i, m_j)`: the pair's price relative to
-//!   a typical confusion of its classes.
+//!   `[0, 1]`), which orders the pairs;
+//! * the **typical price** for true class `j` is `m_j`, the median of `C_lj` over `l ≠ j`: what
+//!   the OT term usually charges for a wrong prediction when the label is `j`;
+//! * the **separation** of a pair is `s_ij = min(C_ij / m_j, C_ji / m_i)`: the price of
+//!   confusing the two relative to a typical confusion of the same true class, taking the
+//!   cheaper direction (for a symmetric cost, `d_ij / max(m_i, m_j)` in normalised units).
 //!
 //! Why the separation: with a one-hot label `y` the OT term is `Σ_i a_i C_iy`, so its gradient
 //! tells predicting `i` from predicting `j` by `C_iy − C_jy`, which for a metric cost is at most
-//! `C_ij` whatever the label (triangle inequality). A frequency remedy re-prices a class's
-//! confusions as a whole (`C_il → w_i·C_il` for every `l`): that scales `d_ij` and `m_i` alike,
-//! so `d_ij / m_i` — and `s_ij` — do not change. A pair is **degenerate** when
+//! `C_ij` whatever the label (triangle inequality). Frequency remedies (class-weighted loss,
+//! re-sampling) re-price all of a true class's confusions at once: a weight `w_j` on the samples
+//! of class `j` multiplies the whole column `C_·j`, so `C_ij / m_j` does not change — and neither
+//! does `s_ij`, for any per-class weights. A pair is **degenerate** when
 //!
 //! * `s_ij < threshold` (default 0.25: confusing the two costs less than a quarter of a typical
 //!   confusion of either class, under any per-class re-weighting), or
@@ -80,7 +84,7 @@ pub struct PairAnalysis {
     pub cost: f64,
     /// Normalised distance `d_ij` in `[0, 1]`.
     pub distance: f64,
-    /// Separation `s_ij = d_ij / max(m_i, m_j)` (0 if both typical prices are 0).
+    /// Separation `s_ij = min(C_ij / m_j, C_ji / m_i)` (a ratio with a zero typical price is 0).
     pub separation: f64,
     /// `cost ≤ ε`, when an ε was given.
     pub within_eps: Option<bool>,
@@ -96,7 +100,7 @@ pub struct DegeneracyReport {
     pub names: Vec<String>,
     /// All `K(K−1)/2` pairs, by increasing distance (ties by index).
     pub pairs: Vec<PairAnalysis>,
-    /// Typical confusion price `m_i` of each class.
+    /// Typical price `m_j` for each true class, in cost units.
     pub typical: Vec<f64>,
     /// Each class's nearest other class and their normalised distance.
     pub nearest: Vec<(usize, f64)>,
@@ -145,21 +149,22 @@ pub fn analyse(cost: &CostMatrix, options: &DegeneracyOptions) -> Result<Degener
             0.0
         }
     };
+    // Typical price for each true class: the median of its column, diagonal excluded.
     let typical: Vec<f64> = (0..k)
-        .map(|i| median((0..k).filter(|&l| l != i).map(|l| distance(i, l)).collect()))
+        .map(|j| median((0..k).filter(|&l| l != j).map(|l| cost.get(l, j)).collect()))
         .collect();
+    let relative = |price: f64, typical: f64| if typical > 0.0 { price / typical } else { 0.0 };
     let mut pairs = Vec::with_capacity(k * (k - 1) / 2);
     for i in 0..k {
         for j in i + 1..k {
-            let d = distance(i, j);
-            let scale = typical[i].max(typical[j]);
-            let separation = if scale > 0.0 { d / scale } else { 0.0 };
+            let separation =
+                relative(cost.get(i, j), typical[j]).min(relative(cost.get(j, i), typical[i]));
             let within_eps = options.eps.map(|eps| symmetric(i, j) <= eps);
             pairs.push(PairAnalysis {
                 i,
                 j,
                 cost: symmetric(i, j),
-                distance: d,
+                distance: distance(i, j),
                 separation,
                 within_eps,
                 degenerate: separation < options.threshold || within_eps == Some(true),
