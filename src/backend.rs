@@ -16,6 +16,7 @@ use crate::{cpu, cuda, reference};
 
 /// Where to solve.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub enum Backend {
     /// CUDA when a driver, a device and built kernels are present and the element type is f32
     /// (f64 always runs on the CPU); otherwise the CPU, saying why once on stderr.

@@ -640,37 +640,34 @@ fn kept_problems<E>(target: &Target<'_, E>) -> Vec<usize> {
 }
 
 /// The batch restricted to its kept problems: borrowed as it is when nothing is ignored.
+/// Only label targets mark problems as ignored, so only they are ever compacted.
 struct Compact<'a, E> {
     original: Batch<'a, E>,
-    selected: Option<(
-        Array2<E>,
-        Option<Array1<i64>>,
-        Option<Array2<E>>,
-        Option<Array2<E>>,
-    )>,
+    selected: Option<Selected<E>>,
+}
+
+/// The rows of the kept problems, copied.
+struct Selected<E> {
+    source: Array2<E>,
+    labels: Array1<i64>,
+    smoothing: f64,
+    init_g: Option<Array2<E>>,
 }
 
 impl<'a, E: Element> Compact<'a, E> {
     fn new(batch: &Batch<'a, E>, kept: &[usize]) -> Self {
-        let b = batch.source.view().nrows();
-        let all_kept = kept.len() == b && batch.target.batch() == b;
-        let selected = (!all_kept).then(|| {
-            let rows = |a: ArrayView2<'_, E>| a.select(Axis(0), kept);
-            let labels = match batch.target {
-                Target::Labels { labels, .. } => Some(labels.select(Axis(0), kept)),
-                Target::Distributions(_) => None,
-            };
-            let target = match batch.target {
-                Target::Distributions(d) => Some(rows(d)),
-                Target::Labels { .. } => None,
-            };
-            (
-                rows(batch.source.view()),
-                labels,
-                target,
-                batch.init_g.map(rows),
-            )
-        });
+        let selected = match batch.target {
+            Target::Labels { labels, smoothing } if kept.len() < labels.len() => {
+                let rows = |a: ArrayView2<'_, E>| a.select(Axis(0), kept);
+                Some(Selected {
+                    source: rows(batch.source.view()),
+                    labels: labels.select(Axis(0), kept),
+                    smoothing,
+                    init_g: batch.init_g.map(rows),
+                })
+            }
+            _ => None,
+        };
         Compact {
             original: *batch,
             selected,
@@ -678,26 +675,21 @@ impl<'a, E: Element> Compact<'a, E> {
     }
 
     fn batch(&self) -> Batch<'_, E> {
-        let Some((source, labels, target, init_g)) = &self.selected else {
+        let Some(selected) = &self.selected else {
             return self.original.reborrow();
         };
         let source = match self.original.source {
-            Source::Logits(_) => Source::Logits(source.view()),
-            Source::Probabilities(_) => Source::Probabilities(source.view()),
-        };
-        let target = match (self.original.target, labels, target) {
-            (Target::Labels { smoothing, .. }, Some(labels), _) => Target::Labels {
-                labels: labels.view(),
-                smoothing,
-            },
-            (_, _, Some(d)) => Target::Distributions(d.view()),
-            _ => unreachable!("a compacted target is labels or distributions"),
+            Source::Logits(_) => Source::Logits(selected.source.view()),
+            Source::Probabilities(_) => Source::Probabilities(selected.source.view()),
         };
         Batch {
             source,
-            target,
+            target: Target::Labels {
+                labels: selected.labels.view(),
+                smoothing: selected.smoothing,
+            },
             weights: None,
-            init_g: init_g.as_ref().map(|g| g.view()),
+            init_g: selected.init_g.as_ref().map(|g| g.view()),
         }
     }
 }

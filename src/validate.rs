@@ -66,7 +66,7 @@ pub(crate) fn check_request_with<T: Element>(
             if let Some((problem, &label)) = labels
                 .iter()
                 .enumerate()
-                .find(|(_, y)| !(0..k as i64).contains(*y) && !(ignored_labels && **y < 0))
+                .find(|&(_, &y)| !((0..k as i64).contains(&y) || (ignored_labels && y < 0)))
             {
                 return Err(Error::LabelOutOfRange { problem, label, k });
             }

@@ -75,6 +75,16 @@ pub enum DeviceTarget<'a, E> {
     Distributions(&'a CudaSlice<E>),
 }
 
+/// One batch on the device: sources, targets and an optional warm start (B × K, KL units).
+pub struct DeviceBatch<'a, E> {
+    /// Sources.
+    pub source: DeviceSource<'a, E>,
+    /// Targets.
+    pub target: DeviceTarget<'a, E>,
+    /// Initial target potentials, as in [`solve_warm`](crate::solve_warm).
+    pub init_g: Option<&'a CudaSlice<E>>,
+}
+
 /// Output buffers on the device, element type `E` (iterations as i32).
 #[allow(missing_docs)] // as in Solution
 pub struct DeviceOutputs<E> {
@@ -137,18 +147,20 @@ impl<E: KernelElement> DeviceOutputs<E> {
 ///
 /// Shapes and options are checked; the values in device memory are not (that would need a copy):
 /// the caller guarantees finite inputs, rows on the simplex and labels below K, as the host API
-/// would have checked. `init_g` (B × K, KL units) warm-starts the iteration, as in
-/// [`solve_warm`](crate::solve_warm). `outputs.plan`/`grad_logits` are filled when present.
+/// would have checked. `outputs.plan`/`grad_logits` are filled when present.
 pub fn enqueue<E: KernelElement>(
     kernels: &CudaKernels,
     stream: &CudaStream,
     cost: &DeviceCost,
-    source: DeviceSource<'_, E>,
-    target: DeviceTarget<'_, E>,
-    init_g: Option<&CudaSlice<E>>,
+    batch: DeviceBatch<'_, E>,
     options: &SolveOptions,
     outputs: &mut DeviceOutputs<E>,
 ) -> Result<()> {
+    let DeviceBatch {
+        source,
+        target,
+        init_g,
+    } = batch;
     check_options(options)?;
     let (batch, k) = (outputs.batch, outputs.k);
     if k != cost.k {

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use cudarc::driver::{CudaSlice, CudaStream, DeviceRepr};
 use ndarray::s;
 
-use super::device::{DeviceCost, DeviceOutputs, DeviceSource, DeviceTarget, enqueue};
+use super::device::{DeviceBatch, DeviceCost, DeviceOutputs, DeviceSource, DeviceTarget, enqueue};
 use super::driver::{Gpu, cuda_error};
 use super::launch::KernelElement;
 use super::outputs::HostOutputs;
@@ -80,9 +80,11 @@ pub(crate) fn solve_validated<E: KernelElement>(request: Request<'_, E>) -> Resu
                 &gpu.kernels,
                 stream,
                 &device_cost,
-                device_source,
-                device_target,
-                init_rows.as_ref(),
+                DeviceBatch {
+                    source: device_source,
+                    target: device_target,
+                    init_g: init_rows.as_ref(),
+                },
                 options,
                 &mut out,
             )?;

@@ -23,7 +23,9 @@ mod driver;
 mod host;
 
 #[cfg(feature = "cuda")]
-pub use device::{CudaKernels, DeviceCost, DeviceOutputs, DeviceSource, DeviceTarget, enqueue};
+pub use device::{
+    CudaKernels, DeviceBatch, DeviceCost, DeviceOutputs, DeviceSource, DeviceTarget, enqueue,
+};
 #[cfg(feature = "cuda")]
 pub use driver::kernels_built;
 #[cfg(feature = "cuda")]
