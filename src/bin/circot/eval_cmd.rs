@@ -218,6 +218,11 @@ fn print_table(
                 println!("quadrant preservation    n/a (no class positions: pass --preset)");
             }
         }
-        None => println!("affective metrics        n/a (pass --cost or --preset)"),
+        None => {
+            let why = "no cost: pass --cost or --preset";
+            println!("affective error distance n/a ({why})");
+            println!("error severity           n/a ({why})");
+            println!("quadrant preservation    n/a (no class positions: pass --preset)");
+        }
     }
 }
