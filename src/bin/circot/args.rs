@@ -103,6 +103,14 @@ pub struct CostArgs {
 /// `circot cost` options of the study's toolkit: custom classes, data-derived positions, the AU
 /// cost and the degeneracy analysis.
 #[derive(Debug, Args)]
+#[command(
+    after_help = "Degeneracy (--analyse): distance = (C_ij + C_ji) / 2 / max C; \
+separation = min(C_ij / m_j, C_ji / m_i), where m_j is the median price of a wrong prediction \
+when the label is j. Per-class loss weights scale a class's prices together, so they cannot \
+change the separation: pairs below --threshold (or costing <= --eps) are degenerate. \
+AU sets: Jaccard distance of EMFACS-7 prototypes restricted to --au-set; Neutral's empty set is \
+at distance 1 from any non-empty set, a class without a prototype (Other) at 1 from all."
+)]
 pub struct CostStudyArgs {
     /// Custom class names, comma-separated, in label order (instead of --preset). Positions come
     /// from --from-annotations; AU prototypes from the EMFACS names (Neutral, Happy/Happiness,
@@ -201,6 +209,14 @@ fn parse_au_set(s: &str) -> Result<AuVocabulary, String> {
 // The study's toolkit: `circot stats` and `circot eval`.
 
 #[derive(Debug, Args)]
+#[command(
+    after_help = "Conventions: differences d = x - y. Wilcoxon drops zero differences \
+(or ranks then drops them with --zero-method pratt), gives ties their mid-rank, and reports \
+T+ (sum of the ranks of positive d); its exact distribution is enumerated over the doubled \
+ranks, so it is exact with ties. The sign-flip test reports the mean of d; its p-value counts \
+the 2^n sign patterns at least as extreme. The normal approximation of Wilcoxon has a \
+continuity correction of 1/2 and tie-corrected variance."
+)]
 pub struct StatsArgs {
     /// First sample, (n,) float or integer (e.g. one metric per seed for method A).
     #[arg(long, value_name = "X.npy")]
@@ -282,8 +298,17 @@ fn parse_alternative(s: &str) -> Result<circot::stats::Alternative, String> {
     s.parse()
 }
 
-/// `circot eval`: macro-F1 over all K classes with zero_division = 0; negative labels ignored.
+/// `circot eval` inputs.
 #[derive(Debug, Args)]
+#[command(
+    after_help = "Definitions: macro-F1 averages per-class F1 over all K classes with \
+zero_division = 0 (a class never labelled nor predicted counts as 0); mean accuracy averages \
+recall over the classes present in the labels; affective error distance = mean C[true, predicted] \
+over errors, error severity = the same over all samples; quadrant preservation = share of errors \
+whose predicted class is in the true class's (sign V, sign A) quadrant, counting only errors \
+between classes that have a quadrant (not within --quadrant-radius of the origin, not unplaced \
+like Aff-Wild2's Other)."
+)]
 pub struct EvalArgs {
     /// Predictions: (B, K) float scores (probabilities or logits; the argmax is taken) or (B,)
     /// integer labels.
