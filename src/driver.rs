@@ -6,7 +6,7 @@ use rayon::prelude::*;
 use crate::cost::MAX_CLASSES;
 use crate::onehot::one_hot_potentials;
 use crate::output::{Converged, Outputs, finish};
-use crate::problem::{Executed, Request, Solution};
+use crate::problem::{Executed, Request, Solution, Target};
 use crate::real::Real;
 use crate::rows::ProblemRows;
 
@@ -45,6 +45,11 @@ pub(crate) fn solve_batch<T: Real, S: Iterate<T>>(
         let mut g = [T::zero(); MAX_CLASSES];
         for i in 0..chunk.len() {
             let b = chunk.start + i;
+            if let Target::Labels { labels, .. } = target
+                && labels[b] < 0
+            {
+                continue; // ignored: outputs stay zero, 0 iterations (as in the kernels)
+            }
             let rows = ProblemRows::load(source, target, b, k);
             match init_g {
                 Some(init) => {

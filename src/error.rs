@@ -78,8 +78,8 @@ pub enum Error {
         tolerance: f64,
     },
 
-    /// A class label outside `0..K`.
-    #[error("label {label} of problem {problem} is outside 0..{k}")]
+    /// A class label ≥ K (negative labels mark ignored problems).
+    #[error("label {label} of problem {problem} is not below K = {k}")]
     LabelOutOfRange {
         problem: usize,
         label: i64,

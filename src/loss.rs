@@ -31,9 +31,8 @@ use ndarray::{Array1, Array2, Array3, ArrayView1, ArrayView2, Axis};
 use crate::backend::{Backend, solve_warm};
 use crate::cost::CostMatrix;
 use crate::error::{Error, Result};
-use crate::problem::{Convention, Request, Solution, SolveOptions, Source, Target};
+use crate::problem::{Convention, Solution, SolveOptions, Source, Target};
 use crate::real::Element;
-use crate::validate::check_request_with;
 
 /// How per-problem losses are combined into the value `forward` reports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -87,19 +86,6 @@ impl<'a, E> Batch<'a, E> {
     pub fn weights(mut self, weights: ArrayView1<'a, E>) -> Self {
         self.weights = Some(weights);
         self
-    }
-
-    /// The same batch with shorter borrows (views are invariant in their lifetime).
-    fn reborrow<'b>(self) -> Batch<'b, E>
-    where
-        'a: 'b,
-    {
-        Batch {
-            source: self.source.reborrow(),
-            target: self.target.reborrow(),
-            weights: self.weights.map(|w| w.reborrow()),
-            init_g: self.init_g.map(|g| g.reborrow()),
-        }
     }
 
     /// Initial target potentials (B × K), for example [`Forward::g`] of the previous step.
@@ -347,57 +333,25 @@ impl<E: Element> SinkhornLoss<E> {
     /// ```
     pub fn forward(&mut self, batch: Batch<'_, E>) -> Result<Forward<E>> {
         self.saved = None;
-        let options = self.solve_options();
-        let whole = batch.reborrow();
-        check_request_with(
-            &Request {
-                cost: &self.cost,
-                source: whole.source,
-                target: whole.target,
-                options: &options,
-                init_g: whole.init_g,
-            },
-            true,
-        )?;
-        let (b, k) = batch.source.view().dim();
+        let b = batch.source.view().nrows();
         let weights = self.reduction_weights(&batch, b)?;
-        let kept = kept_problems(&batch.target);
-        let mut per_sample = Array1::<f64>::zeros(b);
-        let mut grad = Array2::<f64>::zeros((b, k));
-        let mut iterations = Array1::<u32>::zeros(b);
-        let mut marginal_error = Array1::<f64>::zeros(b);
-        let mut g = Array2::<f64>::zeros((b, k));
-        let mut cost_grads = self.cost_gradient.then(|| Array3::<f64>::zeros((b, k, k)));
-        if !kept.is_empty() || b == 0 {
-            let compact = Compact::new(&batch, &kept);
-            let parts = self.solve_kept(&compact.batch())?;
-            for (row, &problem) in kept.iter().enumerate() {
-                per_sample[problem] = parts.loss[row];
-                grad.row_mut(problem).assign(&parts.grad.row(row));
-                iterations[problem] = parts.iterations[row];
-                marginal_error[problem] = parts.marginal_error[row];
-                g.row_mut(problem).assign(&parts.g.row(row));
-                if let (Some(all), Some(some)) = (&mut cost_grads, &parts.cost_grads) {
-                    all.index_axis_mut(Axis(0), problem)
-                        .assign(&some.index_axis(Axis(0), row));
-                }
-            }
-        }
+        let parts = self.solve_all(&batch)?;
+        let per_sample = parts.loss;
         let reduced = match self.reduction {
             Reduction::None => None,
             _ => Some(per_sample.iter().zip(&weights).map(|(l, w)| l * w).sum()),
         };
         self.saved = Some(Saved {
-            grad,
+            grad: parts.grad,
             weights,
-            cost_grads,
+            cost_grads: parts.cost_grads,
         });
         Ok(Forward {
             reduced,
             per_sample: per_sample.mapv(E::from_f64),
-            iterations,
-            marginal_error: marginal_error.mapv(E::from_f64),
-            g: g.mapv(E::from_f64),
+            iterations: parts.iterations,
+            marginal_error: parts.marginal_error.mapv(E::from_f64),
+            g: parts.g.mapv(E::from_f64),
         })
     }
 
@@ -487,10 +441,7 @@ impl<E: Element> SinkhornLoss<E> {
 
     /// Each problem's weight in the reduced loss (0 for ignored problems).
     fn reduction_weights(&self, batch: &Batch<'_, E>, b: usize) -> Result<Array1<f64>> {
-        let kept = Array1::from_shape_fn(b, |i| match batch.target {
-            Target::Labels { labels, .. } if i < labels.len() => f64::from(labels[i] >= 0),
-            _ => 1.0,
-        });
+        let kept = kept_mask(&batch.target, b);
         let user = match batch.weights {
             Some(w) => {
                 if w.len() != b {
@@ -540,8 +491,8 @@ impl<E: Element> SinkhornLoss<E> {
         })
     }
 
-    /// Solves the problems that are not ignored.
-    fn solve_kept(&self, batch: &Batch<'_, E>) -> Result<Parts> {
+    /// Solves every problem (ignored ones come back as zeros).
+    fn solve_all(&self, batch: &Batch<'_, E>) -> Result<Parts> {
         let ab = solve_warm(
             &self.cost,
             batch.source,
@@ -572,6 +523,7 @@ impl<E: Element> SinkhornLoss<E> {
         let options = self.solve_options();
         let a = probabilities(batch.source);
         let beta = target_distributions(batch.target, a.ncols());
+        let kept = kept_mask(&batch.target, a.nrows());
         let self_transport = |p: &Array2<f64>| -> Result<Solution<E>> {
             let p = p.mapv(E::from_f64);
             solve_warm(
@@ -594,15 +546,19 @@ impl<E: Element> SinkhornLoss<E> {
             let av = (&a * &grad).sum_axis(Axis(1)).insert_axis(Axis(1));
             grad = &a * &(&grad - &av);
         }
+        // Ignored problems: their self terms were solved on a stand-in target; zero them.
+        grad *= &kept.view().insert_axis(Axis(1));
         let cost_grads = match (&ab.plan, &aa.plan, &bb.plan) {
             (Some(p), Some(q), Some(r)) => {
                 let f = |x: &Array3<E>| x.mapv(Element::as_f64);
-                Some(f(p) - (f(q) + f(r)) * 0.5)
+                let mut d = f(p) - (f(q) + f(r)) * 0.5;
+                d *= &kept.view().insert_axis(Axis(1)).insert_axis(Axis(2));
+                Some(d)
             }
             _ => None,
         };
         Ok(Parts {
-            loss: w1(&ab.loss) - (w1(&aa.loss) + w1(&bb.loss)) * 0.5,
+            loss: (w1(&ab.loss) - (w1(&aa.loss) + w1(&bb.loss)) * 0.5) * &kept,
             grad,
             iterations: ab.iterations.clone(),
             marginal_error: w1(&ab.marginal_error),
@@ -631,67 +587,12 @@ struct Parts {
     cost_grads: Option<Array3<f64>>,
 }
 
-/// Indices of the problems that are not ignored (label ≥ 0).
-fn kept_problems<E>(target: &Target<'_, E>) -> Vec<usize> {
-    match target {
-        Target::Labels { labels, .. } => (0..labels.len()).filter(|&i| labels[i] >= 0).collect(),
-        Target::Distributions(d) => (0..d.nrows()).collect(),
-    }
-}
-
-/// The batch restricted to its kept problems: borrowed as it is when nothing is ignored.
-/// Only label targets mark problems as ignored, so only they are ever compacted.
-struct Compact<'a, E> {
-    original: Batch<'a, E>,
-    selected: Option<Selected<E>>,
-}
-
-/// The rows of the kept problems, copied.
-struct Selected<E> {
-    source: Array2<E>,
-    labels: Array1<i64>,
-    smoothing: f64,
-    init_g: Option<Array2<E>>,
-}
-
-impl<'a, E: Element> Compact<'a, E> {
-    fn new(batch: &Batch<'a, E>, kept: &[usize]) -> Self {
-        let selected = match batch.target {
-            Target::Labels { labels, smoothing } if kept.len() < labels.len() => {
-                let rows = |a: ArrayView2<'_, E>| a.select(Axis(0), kept);
-                Some(Selected {
-                    source: rows(batch.source.view()),
-                    labels: labels.select(Axis(0), kept),
-                    smoothing,
-                    init_g: batch.init_g.map(rows),
-                })
-            }
-            _ => None,
-        };
-        Compact {
-            original: *batch,
-            selected,
-        }
-    }
-
-    fn batch(&self) -> Batch<'_, E> {
-        let Some(selected) = &self.selected else {
-            return self.original.reborrow();
-        };
-        let source = match self.original.source {
-            Source::Logits(_) => Source::Logits(selected.source.view()),
-            Source::Probabilities(_) => Source::Probabilities(selected.source.view()),
-        };
-        Batch {
-            source,
-            target: Target::Labels {
-                labels: selected.labels.view(),
-                smoothing: selected.smoothing,
-            },
-            weights: None,
-            init_g: selected.init_g.as_ref().map(|g| g.view()),
-        }
-    }
+/// 1 for the problems that count, 0 for ignored ones (negative labels).
+fn kept_mask<E>(target: &Target<'_, E>, b: usize) -> Array1<f64> {
+    Array1::from_shape_fn(b, |i| match target {
+        Target::Labels { labels, .. } if i < labels.len() => f64::from(labels[i] >= 0),
+        _ => 1.0,
+    })
 }
 
 /// The source distributions `a` in f64 (softmax of logits; rows renormalised).
@@ -714,7 +615,9 @@ fn target_distributions<E: Element>(target: Target<'_, E>, k: usize) -> Array2<f
         Target::Labels { labels, smoothing } => {
             let off = smoothing / k as f64;
             Array2::from_shape_fn((labels.len(), k), |(b, j)| {
-                if labels[b] == j as i64 {
+                if labels[b] < 0 {
+                    1.0 / k as f64 // an ignored problem: any valid stand-in
+                } else if labels[b] == j as i64 {
                     1.0 - smoothing + off
                 } else {
                     off

@@ -43,7 +43,9 @@ impl<'a, T> Source<'a, T> {
 #[derive(Debug, Clone, Copy)]
 pub enum Target<'a, T> {
     /// Class labels (B), each in `0..K`: `β = (1 − s)·e_y + s/K` with label smoothing `s`
-    /// (`s = 0` is one-hot and is solved in closed form).
+    /// (`s = 0` is one-hot and is solved in closed form). A negative label (Aff-Wild2 marks
+    /// unannotated frames with -1) marks an ignored problem: all its outputs are 0, with 0
+    /// iterations.
     Labels {
         /// One label per problem.
         labels: ArrayView1<'a, i64>,

@@ -15,17 +15,8 @@ pub fn row_sum_tolerance<T: Element>(k: usize) -> f64 {
     1e-5_f64.max(k as f64 * T::EPSILON)
 }
 
-/// Checks a whole request.
+/// Checks a whole request. Negative labels are accepted: they mark ignored problems.
 pub(crate) fn check_request<T: Element>(request: &Request<'_, T>) -> Result<()> {
-    check_request_with(request, false)
-}
-
-/// Checks a whole request; with `ignored_labels`, negative labels are accepted (they mark
-/// problems the training loss ignores).
-pub(crate) fn check_request_with<T: Element>(
-    request: &Request<'_, T>,
-    ignored_labels: bool,
-) -> Result<()> {
     let Request {
         cost,
         source,
@@ -63,10 +54,8 @@ pub(crate) fn check_request_with<T: Element>(
             if !(0.0..=1.0).contains(smoothing) {
                 return Err(Error::Smoothing { value: *smoothing });
             }
-            if let Some((problem, &label)) = labels
-                .iter()
-                .enumerate()
-                .find(|&(_, &y)| !((0..k as i64).contains(&y) || (ignored_labels && y < 0)))
+            if let Some((problem, &label)) =
+                labels.iter().enumerate().find(|&(_, &y)| y >= k as i64)
             {
                 return Err(Error::LabelOutOfRange { problem, label, k });
             }

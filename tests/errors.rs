@@ -189,17 +189,27 @@ fn label_at_or_beyond_k() {
 }
 
 #[test]
-fn negative_label() {
+fn negative_labels_mark_ignored_problems() {
     let y = array![-1_i64, 0];
-    let e = solve_probs(&probs(2), &y, &SolveOptions::new(0.1)).unwrap_err();
-    assert_eq!(
-        e,
-        Error::LabelOutOfRange {
-            problem: 0,
-            label: -1,
-            k: 8
-        }
-    );
+    let p = probs(2);
+    for backend in [Backend::Reference, Backend::Cpu] {
+        let s = solve(
+            &uniform8(),
+            Source::Probabilities(p.view()),
+            Target::labels(y.view()),
+            &SolveOptions::new(0.1),
+            backend,
+        )
+        .unwrap();
+        assert_eq!((s.loss[0], s.iterations[0]), (0.0, 0));
+        assert!(
+            s.f.row(0)
+                .iter()
+                .chain(s.grad_source.row(0))
+                .all(|&x| x == 0.0)
+        );
+        assert_eq!(s.iterations[1], 1);
+    }
 }
 
 #[test]
