@@ -44,6 +44,9 @@ use crate::error::{Error, Result};
 
 /// [`Method::Auto`] runs the exact Wilcoxon test up to this many nonzero differences.
 pub const WILCOXON_AUTO_EXACT_MAX_N: usize = 50;
+/// The exact Wilcoxon distribution costs `O(n³)` (a dynamic programme over `n(n+1)` doubled-rank
+/// sums per difference); [`Method::Exact`] refuses more nonzero differences than this.
+pub const WILCOXON_EXACT_MAX_N: usize = 1000;
 /// [`Method::Auto`] runs the exact sign-flip test up to this many pairs.
 pub const SIGN_FLIP_AUTO_EXACT_MAX_N: usize = 30;
 /// The exact sign-flip test enumerates `2^n` patterns (meet in the middle: `2·2^(n/2)` sums);
@@ -165,7 +168,8 @@ pub struct TestResult {
 
 /// The Wilcoxon signed-rank test of `x − y` (see the module docs for every convention).
 ///
-/// Errors: `x` and `y` of different lengths, empty, or not finite.
+/// Errors: `x` and `y` of different lengths, empty, or not finite; [`Method::Exact`] with more
+/// than [`WILCOXON_EXACT_MAX_N`] nonzero differences.
 pub fn wilcoxon(x: &[f64], y: &[f64], options: &PairedOptions) -> Result<TestResult> {
     let d = differences(x, y)?;
     let n = d.len();
@@ -188,6 +192,13 @@ pub fn wilcoxon(x: &[f64], y: &[f64], options: &PairedOptions) -> Result<TestRes
     }
     let exact = match options.method {
         Method::Auto => n_used <= WILCOXON_AUTO_EXACT_MAX_N,
+        Method::Exact if n_used > WILCOXON_EXACT_MAX_N => {
+            return Err(Error::ExactTooLarge {
+                test: "Wilcoxon",
+                n: n_used,
+                max: WILCOXON_EXACT_MAX_N,
+            });
+        }
         Method::Exact => true,
         Method::Normal => false,
     };
