@@ -31,7 +31,7 @@ use ndarray::{Array1, Array2, Array3, ArrayView1, ArrayView2, Axis};
 use crate::backend::{Backend, solve_warm};
 use crate::cost::CostMatrix;
 use crate::error::{Error, Result};
-use crate::problem::{Convention, Solution, SolveOptions, Source, Target};
+use crate::problem::{Convention, Executed, Solution, SolveOptions, Source, Target};
 use crate::real::Element;
 
 /// How per-problem losses are combined into the value `forward` reports.
@@ -109,6 +109,8 @@ pub struct Forward<E> {
     pub marginal_error: Array1<E>,
     /// Final target potentials of `a → β` (B × K): a warm start for the next call.
     pub g: Array2<E>,
+    /// The backend that ran.
+    pub executed: Executed,
 }
 
 /// The upstream gradient `backward` scales by.
@@ -352,6 +354,7 @@ impl<E: Element> SinkhornLoss<E> {
             iterations: parts.iterations,
             marginal_error: parts.marginal_error.mapv(E::from_f64),
             g: parts.g.mapv(E::from_f64),
+            executed: parts.executed,
         })
     }
 
@@ -509,6 +512,7 @@ impl<E: Element> SinkhornLoss<E> {
             None => ab.grad_source.mapv(Element::as_f64),
         };
         Ok(Parts {
+            executed: ab.executed,
             loss: ab.loss.mapv(Element::as_f64),
             grad,
             iterations: ab.iterations.clone(),
@@ -558,6 +562,7 @@ impl<E: Element> SinkhornLoss<E> {
             _ => None,
         };
         Ok(Parts {
+            executed: ab.executed,
             loss: (w1(&ab.loss) - (w1(&aa.loss) + w1(&bb.loss)) * 0.5) * &kept,
             grad,
             iterations: ab.iterations.clone(),
@@ -579,6 +584,7 @@ impl<E: Element> SinkhornLoss<E> {
 
 /// Per-problem results of the problems solved (in f64 for the reductions).
 struct Parts {
+    executed: Executed,
     loss: Array1<f64>,
     grad: Array2<f64>,
     iterations: Array1<u32>,

@@ -70,9 +70,30 @@ pub struct SolveArgs {
     #[arg(long, default_value = "auto", value_parser = parse_backend)]
     pub backend: Backend,
 
-    /// Element type of the solve and of every float output.
+    /// Element type of the inputs, the solve and every float output. f16 and bf16 compute in
+    /// f32 and round their results; their outputs are written as float32 (exact; NumPy has no
+    /// bfloat16).
     #[arg(long, value_enum, default_value_t = Dtype::F32)]
     pub dtype: Dtype,
+
+    /// Label smoothing s for label targets: beta = (1 - s)·e_y + s/K.
+    #[arg(long, value_name = "S", allow_hyphen_values = true)]
+    pub smoothing: Option<f64>,
+
+    /// Per-problem weights, (B,) float, >= 0: the summary's mean loss and --cost-grad use the
+    /// weighted mean over the problems that are not ignored (negative labels are ignored).
+    #[arg(long, value_name = "W.npy")]
+    pub weights: Option<PathBuf>,
+
+    /// Report the debiased Sinkhorn divergence OT(a,b) - OT(a,a)/2 - OT(b,b)/2 instead of OT:
+    /// writes loss, grad_logits (with --logits) or grad_source, iterations and marginal_error
+    /// (those of a -> b).
+    #[arg(long)]
+    pub divergence: bool,
+
+    /// Also write grad_cost.npy: the gradient of the weighted mean loss w.r.t. the cost, (K, K).
+    #[arg(long)]
+    pub cost_grad: bool,
 
     /// Output directory (created if missing; nothing is written on error). Receives loss,
     /// transport_cost, marginal_error (B,); f, g, grad_source, grad_logits (with --logits)
@@ -179,6 +200,8 @@ impl From<ConventionArg> for circot::Convention {
 pub enum Dtype {
     F32,
     F64,
+    F16,
+    Bf16,
 }
 
 // The library's FromStr impls name the accepted values in their errors; clap shows that message.
@@ -330,7 +353,8 @@ pub struct EvalArgs {
     pub preset: Option<Preset>,
 
     /// Also report this ABAW edition's EXPR score (abaw1-2: 0.67·macro-F1 + 0.33·accuracy over
-    /// 7 classes; abaw3 onwards: macro-F1 over 8).
+    /// 7 classes; abaw3 onwards: macro-F1 over 8), and with --va-* and --au-* files the
+    /// multi-task score VA + EXPR + AU (abaw3, abaw4, abaw7).
     #[arg(long, value_name = "EDITION", value_parser = parse_abaw)]
     pub abaw: Option<circot::metrics::AbawEdition>,
 
@@ -338,6 +362,24 @@ pub struct EvalArgs {
     /// counts only errors between classes that have one).
     #[arg(long, default_value_t = circot::metrics::QUADRANT_CENTRAL_RADIUS, allow_hyphen_values = true)]
     pub quadrant_radius: f64,
+
+    /// ABAW VA track: predicted (N, 2) valence, arousal, scored by CCC against --va-labels.
+    #[arg(long, value_name = "VA_PRED.npy", requires = "va_labels")]
+    pub va_pred: Option<PathBuf>,
+
+    /// True (N, 2) valence, arousal; frames with a value outside [-1, 1] (Aff-Wild2's -5) are
+    /// ignored.
+    #[arg(long, value_name = "VA_TRUE.npy", requires = "va_pred")]
+    pub va_labels: Option<PathBuf>,
+
+    /// ABAW AU track: predicted (N, 12) scores for AU1, 2, 4, 6, 7, 10, 12, 15, 23, 24, 25, 26,
+    /// active when >= 0.5, scored by mean binary F1 against --au-labels.
+    #[arg(long, value_name = "AU_PRED.npy", requires = "au_labels")]
+    pub au_pred: Option<PathBuf>,
+
+    /// True (N, 12) integer AU labels in {0, 1}; -1 is ignored.
+    #[arg(long, value_name = "AU_TRUE.npy", requires = "au_pred")]
+    pub au_labels: Option<PathBuf>,
 
     /// Print one JSON object instead of tables (unavailable metrics are null).
     #[arg(long)]

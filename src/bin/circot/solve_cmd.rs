@@ -5,19 +5,43 @@
 
 use std::path::Path;
 
-use circot::{CostMatrix, Real, Solution, SolveOptions, Source, Target};
-use ndarray::{Array1, Array2};
-use ndarray_npy::WritableElement;
+use circot::loss::{Batch, GradOutput, Reduction, SinkhornLoss};
+use circot::{CostMatrix, Element, SolveOptions, Source, Target};
+use ndarray::{Array, Array1, Array2, Dimension};
 
 use crate::args::{Dtype, SolveArgs};
 use crate::error::CliError;
 use crate::npy_io::{self, TargetData};
+use crate::stats_cmd::read_float_vector;
+
+/// What was read from the input files.
+struct Inputs {
+    cost: CostMatrix,
+    source: Array2<f64>,
+    target: TargetData,
+    weights: Option<Array1<f64>>,
+}
 
 /// Runs the subcommand.
 pub fn run(args: &SolveArgs) -> Result<(), CliError> {
-    let cost = read_cost(&args.cost)?;
-    let source = npy_io::read_float_matrix(&args.source, "a (B, K)")?;
-    let target = npy_io::read_target(&args.target)?;
+    let inputs = Inputs {
+        cost: read_cost(&args.cost)?,
+        source: npy_io::read_float_matrix(&args.source, "a (B, K)")?,
+        target: npy_io::read_target(&args.target)?,
+        weights: match &args.weights {
+            Some(path) => Some(read_float_vector(path, "weights")?),
+            None => None,
+        },
+    };
+    if let (Some(w), Some(path)) = (&inputs.weights, &args.weights) {
+        check_weights(w, inputs.source.nrows(), path)?;
+    }
+    if args.smoothing.is_some() && matches!(inputs.target, TargetData::Distributions(_)) {
+        return Err(CliError::input(
+            &args.target,
+            "--smoothing applies to label targets, and this file holds distributions",
+        ));
+    }
     let mut options = SolveOptions::new(args.eps).convention(args.convention.into());
     if let Some(max_iters) = args.max_iters {
         options = options.max_iters(max_iters);
@@ -26,8 +50,33 @@ pub fn run(args: &SolveArgs) -> Result<(), CliError> {
         options = options.tol(tol);
     }
     match args.dtype {
-        Dtype::F32 => solve_and_write::<f32>(args, &cost, &source, &target, &options),
-        Dtype::F64 => solve_and_write::<f64>(args, &cost, &source, &target, &options),
+        Dtype::F32 => solve_and_write::<f32>(args, &inputs, &options),
+        Dtype::F64 => solve_and_write::<f64>(args, &inputs, &options),
+        Dtype::F16 => solve_and_write::<half::f16>(args, &inputs, &options),
+        Dtype::Bf16 => solve_and_write::<half::bf16>(args, &inputs, &options),
+    }
+}
+
+/// One finite, non-negative weight per problem.
+fn check_weights(weights: &Array1<f64>, batch: usize, path: &Path) -> Result<(), CliError> {
+    if weights.len() != batch {
+        let shape = circot::Error::Shape {
+            what: "weights",
+            expected: vec![batch],
+            found: vec![weights.len()],
+        };
+        return Err(CliError::input(path, shape.to_string()));
+    }
+    match weights
+        .iter()
+        .enumerate()
+        .find(|(_, w)| !(w.is_finite() && **w >= 0.0))
+    {
+        Some((problem, &value)) => {
+            let e = circot::Error::Weight { problem, value };
+            Err(CliError::input(path, e.to_string()))
+        }
+        None => Ok(()),
     }
 }
 
@@ -37,50 +86,158 @@ pub fn read_cost(path: &Path) -> Result<CostMatrix, CliError> {
     CostMatrix::new(values.view()).map_err(|e| CliError::input(path, e.to_string()))
 }
 
-fn solve_and_write<T: Real + WritableElement>(
+fn solve_and_write<E: Element>(
     args: &SolveArgs,
-    cost: &CostMatrix,
-    source: &Array2<f64>,
-    target: &TargetData,
+    inputs: &Inputs,
     options: &SolveOptions,
 ) -> Result<(), CliError> {
-    let source = source.mapv(T::from_f64);
+    let source = inputs.source.mapv(E::from_f64);
     let source = if args.logits {
         Source::Logits(source.view())
     } else {
         Source::Probabilities(source.view())
     };
-    let distributions: Array2<T>;
-    let target = match target {
-        TargetData::Labels(labels) => Target::labels(labels.view()),
+    let distributions: Array2<E>;
+    let target = match &inputs.target {
+        TargetData::Labels(labels) => Target::Labels {
+            labels: labels.view(),
+            smoothing: args.smoothing.unwrap_or(0.0),
+        },
         TargetData::Distributions(d) => {
-            distributions = d.mapv(T::from_f64);
+            distributions = d.mapv(E::from_f64);
             Target::Distributions(distributions.view())
         }
     };
-    let solution = circot::solve(cost, source, target, options, args.backend)?;
-    let files = encode_outputs(&solution);
+    let batch = source.view().nrows();
+    let weights = match &inputs.weights {
+        Some(w) => w.mapv(E::from_f64),
+        None => Array1::from_elem(batch, E::from_f64(1.0)),
+    };
+    let mut files = Vec::new();
+    let report = if args.divergence || args.cost_grad {
+        let mut loss = SinkhornLoss::<E>::new(inputs.cost.clone(), options.eps)
+            .convention(options.convention)
+            .max_iters(options.max_iters)
+            .reduction(Reduction::None)
+            .backend(args.backend)
+            .divergence(args.divergence)
+            .cost_gradient(args.cost_grad);
+        if let Some(tol) = options.tol {
+            loss = loss.tol(tol);
+        }
+        let value = loss.forward(Batch::new(source, target))?;
+        if args.cost_grad {
+            // The weighted mean's weights: w_b / Σ w over the problems that count.
+            let shares = weighted_mean_shares(&weights, &target);
+            let grads = loss.backward(GradOutput::PerSample(shares.view()))?;
+            files.push((
+                "grad_cost.npy",
+                npy_io::encode(&grads.cost.expect("asked for")),
+            ));
+        }
+        if args.divergence {
+            let ones = Array1::from_elem(batch, E::from_f64(1.0));
+            let grads = loss.backward(GradOutput::PerSample(ones.view()))?;
+            let name = if args.logits {
+                "grad_logits.npy"
+            } else {
+                "grad_source.npy"
+            };
+            files.push(("loss.npy", encode(&value.per_sample)));
+            files.push((name, encode(&grads.input)));
+            files.push(("iterations.npy", npy_io::encode(&value.iterations)));
+            files.push(("marginal_error.npy", encode(&value.marginal_error)));
+            Some(Report {
+                executed: value.executed.name(),
+                per_sample: value.per_sample.mapv(E::as_f64),
+                iterations: value.iterations,
+                errors: value.marginal_error.mapv(E::as_f64),
+            })
+        } else {
+            None
+        }
+    } else {
+        None
+    };
+    let report = match report {
+        Some(report) => report,
+        None => {
+            let solution = circot::solve(&inputs.cost, source, target, options, args.backend)?;
+            files.extend([
+                ("loss.npy", encode(&solution.loss)),
+                ("transport_cost.npy", encode(&solution.transport_cost)),
+                ("f.npy", encode(&solution.f)),
+                ("g.npy", encode(&solution.g)),
+                ("grad_source.npy", encode(&solution.grad_source)),
+                ("iterations.npy", npy_io::encode(&solution.iterations)),
+                ("marginal_error.npy", encode(&solution.marginal_error)),
+            ]);
+            if let Some(grad_logits) = &solution.grad_logits {
+                files.push(("grad_logits.npy", encode(grad_logits)));
+            }
+            Report {
+                executed: solution.executed.name(),
+                per_sample: solution.loss.mapv(E::as_f64),
+                iterations: solution.iterations,
+                errors: solution.marginal_error.mapv(E::as_f64),
+            }
+        }
+    };
     write_files(&args.out, &files)?;
-    println!("{}", summary(&solution, cost.k(), &args.out));
+    let mean = weighted_mean_shares(&weights, &target)
+        .iter()
+        .zip(&report.per_sample)
+        .map(|(s, l)| s.as_f64() * l)
+        .sum::<f64>();
+    println!(
+        "backend={} dtype={} B={batch} K={} mean_loss={} max_iterations={} \
+         max_marginal_error={:.3e} out={}",
+        report.executed,
+        E::NAME,
+        inputs.cost.k(),
+        if batch == 0 {
+            "n/a".to_string()
+        } else {
+            format!("{mean:.6}")
+        },
+        report.iterations.iter().max().copied().unwrap_or(0),
+        report.errors.iter().copied().fold(0.0, f64::max),
+        args.out.display()
+    );
     Ok(())
 }
 
-/// The output files of a solution, named as documented in `--help`. Iteration counts are
-/// written as uint32 (the library's type); floats in the solve dtype.
-fn encode_outputs<T: Real + WritableElement>(s: &Solution<T>) -> Vec<(&'static str, Vec<u8>)> {
-    let mut files = vec![
-        ("loss.npy", npy_io::encode(&s.loss)),
-        ("transport_cost.npy", npy_io::encode(&s.transport_cost)),
-        ("f.npy", npy_io::encode(&s.f)),
-        ("g.npy", npy_io::encode(&s.g)),
-        ("grad_source.npy", npy_io::encode(&s.grad_source)),
-        ("iterations.npy", npy_io::encode(&s.iterations)),
-        ("marginal_error.npy", npy_io::encode(&s.marginal_error)),
-    ];
-    if let Some(grad_logits) = &s.grad_logits {
-        files.push(("grad_logits.npy", npy_io::encode(grad_logits)));
+/// What the summary line reports.
+struct Report {
+    executed: &'static str,
+    per_sample: Array1<f64>,
+    iterations: Array1<u32>,
+    errors: Array1<f64>,
+}
+
+/// Encodes an array of any element type: f64 as float64, the others as float32 (exact).
+fn encode<E: Element, D: Dimension>(a: &Array<E, D>) -> Vec<u8> {
+    if E::NAME == "f64" {
+        npy_io::encode(&a.mapv(E::as_f64))
+    } else {
+        npy_io::encode(&a.mapv(|x| x.as_f64() as f32))
     }
-    files
+}
+
+/// `w_b / Σ w` over the problems that are not ignored; 0 for the others (and all 0 if the
+/// weights of the kept problems sum to 0).
+fn weighted_mean_shares<E: Element>(weights: &Array1<E>, target: &Target<'_, E>) -> Array1<E> {
+    let kept = |b: usize| match target {
+        Target::Labels { labels, .. } => labels[b] >= 0,
+        Target::Distributions(_) => true,
+    };
+    let w: Vec<f64> = (0..weights.len())
+        .map(|b| if kept(b) { weights[b].as_f64() } else { 0.0 })
+        .collect();
+    let total: f64 = w.iter().sum();
+    w.into_iter()
+        .map(|x| E::from_f64(if total > 0.0 { x / total } else { 0.0 }))
+        .collect()
 }
 
 fn write_files(dir: &Path, files: &[(&str, Vec<u8>)]) -> Result<(), CliError> {
@@ -90,28 +247,4 @@ fn write_files(dir: &Path, files: &[(&str, Vec<u8>)]) -> Result<(), CliError> {
         std::fs::write(&path, bytes).map_err(|e| CliError::output(&path, e))?;
     }
     Ok(())
-}
-
-/// One line: where it ran and how it went.
-fn summary<T: Real>(s: &Solution<T>, k: usize, out: &Path) -> String {
-    let mean_loss = mean(&s.loss).map_or("n/a".to_string(), |m| format!("{m:.6}"));
-    let max_iterations = s.iterations.iter().max().copied().unwrap_or(0);
-    let max_error = s
-        .marginal_error
-        .iter()
-        .map(|e| e.as_f64())
-        .fold(0.0, f64::max);
-    format!(
-        "backend={} dtype={} B={} K={k} mean_loss={mean_loss} max_iterations={max_iterations} \
-         max_marginal_error={max_error:.3e} out={}",
-        s.executed.name(),
-        T::NAME,
-        s.batch(),
-        out.display()
-    )
-}
-
-fn mean<T: Real>(values: &Array1<T>) -> Option<f64> {
-    (!values.is_empty())
-        .then(|| values.iter().map(|v| v.as_f64()).sum::<f64>() / values.len() as f64)
 }
