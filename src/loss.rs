@@ -35,6 +35,25 @@ use crate::problem::{Convention, Executed, Solution, SolveOptions, Source, Targe
 use crate::real::Element;
 
 /// How per-problem losses are combined into the value `forward` reports.
+///
+/// ```
+/// use circot::loss::{Batch, Reduction, SinkhornLoss};
+/// use circot::{CostMatrix, Source, Target};
+/// use ndarray::array;
+///
+/// let (z, y, w) = (array![[2.0, 0.0], [0.0, 2.0]], array![1_i64, 1], array![3.0, 1.0]);
+/// let per = |r| {
+///     let mut loss = SinkhornLoss::<f64>::new(CostMatrix::uniform(2).unwrap(), 0.1).reduction(r);
+///     let batch = Batch::new(Source::Logits(z.view()), Target::labels(y.view()));
+///     let batch = if r == Reduction::WeightedMean { batch.weights(w.view()) } else { batch };
+///     loss.forward(batch).unwrap()
+/// };
+/// let each = per(Reduction::None).per_sample;
+/// assert!((per(Reduction::Sum).reduced.unwrap() - (each[0] + each[1])).abs() < 1e-12);
+/// assert!((per(Reduction::Mean).reduced.unwrap() - (each[0] + each[1]) / 2.0).abs() < 1e-12);
+/// let weighted = (3.0 * each[0] + each[1]) / 4.0;
+/// assert!((per(Reduction::WeightedMean).reduced.unwrap() - weighted).abs() < 1e-12);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Reduction {
     /// No reduction: `backward` takes one upstream gradient per problem.
@@ -72,6 +91,14 @@ pub struct Batch<'a, E> {
 
 impl<'a, E> Batch<'a, E> {
     /// A batch of B sources and B targets (negative labels mark ignored problems).
+    ///
+    /// ```
+    /// # use circot::{loss::Batch, Source, Target};
+    /// # use ndarray::array;
+    /// let (p, q) = (array![[0.5_f32, 0.5]], array![[0.9_f32, 0.1]]);
+    /// let batch = Batch::new(Source::Probabilities(p.view()), Target::Distributions(q.view()));
+    /// # let _ = batch;
+    /// ```
     pub fn new(source: Source<'a, E>, target: Target<'a, E>) -> Self {
         Batch {
             source,
@@ -83,12 +110,34 @@ impl<'a, E> Batch<'a, E> {
 
     /// Per-problem weights (B, finite, ≥ 0), for [`Reduction::Sum`] and
     /// [`Reduction::WeightedMean`].
+    ///
+    /// ```
+    /// # use circot::{loss::{Batch, Reduction, SinkhornLoss}, CostMatrix, Source, Target};
+    /// # use ndarray::array;
+    /// let (z, y, w) = (array![[1.0, 0.0]], array![0_i64], array![2.0]);
+    /// let mut loss = SinkhornLoss::<f64>::new(CostMatrix::uniform(2)?, 0.1).reduction(Reduction::Sum);
+    /// let out = loss.forward(Batch::new(Source::Logits(z.view()), Target::labels(y.view())).weights(w.view()))?;
+    /// assert!((out.reduced.unwrap() - 2.0 * out.per_sample[0]).abs() < 1e-12);
+    /// # Ok::<(), circot::Error>(())
+    /// ```
     pub fn weights(mut self, weights: ArrayView1<'a, E>) -> Self {
         self.weights = Some(weights);
         self
     }
 
     /// Initial target potentials (B × K), for example [`Forward::g`] of the previous step.
+    ///
+    /// ```
+    /// # use circot::{loss::{Batch, SinkhornLoss}, CostMatrix, Source, Target};
+    /// # use ndarray::array;
+    /// let (p, q) = (array![[0.2, 0.3, 0.5]], array![[0.4, 0.4, 0.2]]);
+    /// let mut loss = SinkhornLoss::<f64>::new(CostMatrix::uniform(3)?, 0.1).tol(1e-10);
+    /// let first = loss.forward(Batch::new(Source::Probabilities(p.view()), Target::Distributions(q.view())))?;
+    /// let again = loss.forward(Batch::new(Source::Probabilities(p.view()), Target::Distributions(q.view()))
+    ///     .warm_start(first.g.view()))?;
+    /// assert_eq!(again.iterations[0], 1);
+    /// # Ok::<(), circot::Error>(())
+    /// ```
     pub fn warm_start(mut self, g: ArrayView2<'a, E>) -> Self {
         self.init_g = Some(g);
         self
@@ -96,6 +145,18 @@ impl<'a, E> Batch<'a, E> {
 }
 
 /// What [`SinkhornLoss::forward`] returns.
+///
+/// ```
+/// # use circot::{loss::{Batch, SinkhornLoss}, CostMatrix, Source, Target};
+/// # use ndarray::array;
+/// let (z, y) = (array![[1.0_f32, 0.0], [0.0, 1.0]], array![0_i64, -1]);
+/// let out = SinkhornLoss::<f32>::new(CostMatrix::uniform(2)?, 0.1)
+///     .forward(Batch::new(Source::Logits(z.view()), Target::labels(y.view())))?;
+/// assert_eq!(out.per_sample[1], 0.0); // ignored
+/// assert_eq!(out.reduced, Some(out.per_sample[0] as f64)); // the mean leaves it out
+/// assert_eq!(out.g.dim(), (2, 2));
+/// # Ok::<(), circot::Error>(())
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct Forward<E> {
@@ -114,6 +175,18 @@ pub struct Forward<E> {
 }
 
 /// The upstream gradient `backward` scales by.
+///
+/// ```
+/// # use circot::{loss::{Batch, GradOutput, SinkhornLoss}, CostMatrix, Source, Target};
+/// # use ndarray::array;
+/// let (z, y) = (array![[1.0, 0.0]], array![1_i64]);
+/// let mut loss = SinkhornLoss::<f64>::new(CostMatrix::uniform(2)?, 0.1);
+/// loss.forward(Batch::new(Source::Logits(z.view()), Target::labels(y.view())))?;
+/// let once = loss.backward(GradOutput::Scalar(1.0))?.input;
+/// let twice = loss.backward(GradOutput::Scalar(2.0))?.input;
+/// assert!((twice[[0, 0]] - 2.0 * once[[0, 0]]).abs() < 1e-15);
+/// # Ok::<(), circot::Error>(())
+/// ```
 #[derive(Debug, Clone, Copy)]
 pub enum GradOutput<'a, E> {
     /// `∂(objective)/∂(reduced loss)` for Sum, Mean and WeightedMean.
@@ -123,6 +196,17 @@ pub enum GradOutput<'a, E> {
 }
 
 /// What [`SinkhornLoss::backward`] returns.
+///
+/// ```
+/// # use circot::{loss::{Batch, SinkhornLoss}, CostMatrix, Source, Target};
+/// # use ndarray::array;
+/// let (p, y) = (array![[0.3, 0.7]], array![0_i64]);
+/// let mut loss = SinkhornLoss::<f64>::new(CostMatrix::uniform(2)?, 0.1).cost_gradient(true);
+/// let (_, grads) = loss.forward_backward(Batch::new(Source::Probabilities(p.view()), Target::labels(y.view())))?;
+/// assert!((grads.input.sum()).abs() < 1e-15); // centred: a lives on the simplex
+/// assert_eq!(grads.cost.unwrap().dim(), (2, 2));
+/// # Ok::<(), circot::Error>(())
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct Gradients<E> {
