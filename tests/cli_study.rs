@@ -432,6 +432,86 @@ fn eval_rejects_bad_input_on_one_line() {
     );
 }
 
+#[test]
+fn eval_scores_the_abaw_tracks() {
+    let files = Files::new();
+    // EXPR over Aff-Wild2's 8 classes: 7 of 8 right.
+    let labels = files.write("y.npy", &array![0_i64, 1, 2, 3, 4, 5, 6, 7]);
+    let pred = files.write("p.npy", &array![0_i64, 1, 2, 1, 4, 5, 6, 7]);
+    // VA predicted exactly where annotated (CCC 1); the -5 frame is ignored.
+    let va_true = array![[0.1, 0.2], [-0.4, 0.5], [-5.0, -5.0], [0.6, -0.3]];
+    let va_pred = array![[0.1, 0.2], [-0.4, 0.5], [0.9, 0.9], [0.6, -0.3]];
+    let (vt, vp) = (
+        files.write("vt.npy", &va_true),
+        files.write("vp.npy", &va_pred),
+    );
+    // AU1 only: truth 1 0, predicted 0.9 0.1 → F1 1; the other 11 AUs are never active → 0.
+    let mut au_true = Array2::<i64>::zeros((2, 12));
+    let mut au_pred = Array2::<f64>::zeros((2, 12));
+    au_true[[0, 0]] = 1;
+    au_pred[[0, 0]] = 0.9;
+    au_pred[[1, 0]] = 0.1;
+    let (at, ap) = (
+        files.write("at.npy", &au_true),
+        files.write("ap.npy", &au_pred),
+    );
+    let args = [
+        "eval",
+        "--pred",
+        &pred,
+        "--labels",
+        &labels,
+        "--preset",
+        "affwild2-8",
+        "--abaw",
+        "abaw3",
+        "--va-pred",
+        &vp,
+        "--va-labels",
+        &vt,
+        "--au-pred",
+        &ap,
+        "--au-labels",
+        &at,
+        "--json",
+    ];
+    let v = json(&succeed(&args));
+    let expr = v["abaw_expr"].as_f64().unwrap();
+    assert!(
+        (expr - v["macro_f1"].as_f64().unwrap()).abs() < 1e-15,
+        "{v}"
+    );
+    assert!((v["abaw_va"].as_f64().unwrap() - 1.0).abs() < 1e-12, "{v}");
+    assert!(
+        (v["abaw_au"].as_f64().unwrap() - 1.0 / 12.0).abs() < 1e-15,
+        "{v}"
+    );
+    let multi = v["abaw_multi_task"].as_f64().unwrap();
+    assert!((multi - (1.0 + expr + 1.0 / 12.0)).abs() < 1e-12, "{v}");
+    let table = succeed(&args[..args.len() - 1]);
+    assert!(table.contains("ABAW multi-task"), "{table}");
+    // ABAW5 ran no multi-task challenge: the score is null, the tracks remain.
+    let mut abaw5 = args;
+    abaw5[8] = "abaw5";
+    let v = json(&succeed(&abaw5));
+    assert!(
+        v["abaw_multi_task"].is_null() && v["abaw_au"].is_number(),
+        "{v}"
+    );
+    fail(
+        &[
+            "eval",
+            "--pred",
+            &pred,
+            "--labels",
+            &labels,
+            "--va-pred",
+            &vp,
+        ],
+        "--va-labels",
+    );
+}
+
 // ---------------------------------------------------------------------------------------------
 // `circot stats`.
 

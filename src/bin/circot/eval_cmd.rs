@@ -1,13 +1,18 @@
 //! `circot eval`: classification and affective metrics of predictions against labels.
 
-use ndarray::{Array1, Ix1, Ix2};
+use std::path::Path;
+
+use ndarray::{Array1, Array2, Ix1, Ix2};
 
 use crate::args::EvalArgs;
 use crate::error::CliError;
 use crate::npy_io::{self, Elements};
 use crate::stats_cmd::read_int_vector;
 
-use circot::metrics::{AffectiveErrors, ConfusionMatrix, abaw_expr, affective_errors};
+use circot::metrics::{
+    AbawEdition, AffectiveErrors, AuScore, ConfusionMatrix, VaScore, abaw_au, abaw_expr,
+    abaw_multi_task, abaw_va, affective_errors,
+};
 use circot::{CostKind, CostMatrix};
 
 /// Runs the subcommand.
@@ -50,6 +55,7 @@ pub fn run(args: &EvalArgs) -> Result<(), CliError> {
         .abaw
         .map(|edition| abaw_expr(&confusion, edition).map(|score| (edition, score)))
         .transpose()?;
+    let tracks = abaw_tracks(args, abaw)?;
     let names: Vec<String> = match args.preset {
         Some(p) => p.class_names().into_iter().map(String::from).collect(),
         None => (0..k).map(|i| i.to_string()).collect(),
@@ -59,6 +65,7 @@ pub fn run(args: &EvalArgs) -> Result<(), CliError> {
             &confusion,
             affective.as_ref(),
             abaw,
+            &tracks,
             &names,
             positions.is_some(),
         );
@@ -70,6 +77,7 @@ pub fn run(args: &EvalArgs) -> Result<(), CliError> {
             &names,
             positions.is_some(),
         );
+        print_tracks(&tracks);
     }
     Ok(())
 }
@@ -122,6 +130,7 @@ fn print_json(
     m: &ConfusionMatrix,
     affective: Option<&AffectiveErrors>,
     abaw: Option<(circot::metrics::AbawEdition, f64)>,
+    tracks: &Tracks,
     names: &[String],
     has_positions: bool,
 ) {
@@ -145,6 +154,12 @@ fn print_json(
         "quadrant_errors": has_positions.then(|| affective.map(|a| a.quadrant_errors)).flatten(),
         "abaw_edition": abaw.map(|(e, _)| e.to_string()),
         "abaw_expr": abaw.map(|(_, s)| s),
+        "abaw_va": tracks.va.as_ref().map(|v| v.score),
+        "ccc_valence": tracks.va.as_ref().map(|v| v.ccc_valence),
+        "ccc_arousal": tracks.va.as_ref().map(|v| v.ccc_arousal),
+        "abaw_au": tracks.au.as_ref().map(|a| a.score),
+        "au_f1": tracks.au.as_ref().map(|a| a.per_au_f1.clone()),
+        "abaw_multi_task": tracks.multi_task,
     });
     println!("{json}");
 }
@@ -224,5 +239,68 @@ fn print_table(
             println!("error severity           n/a ({why})");
             println!("quadrant preservation    n/a (no class positions: pass --preset)");
         }
+    }
+}
+
+/// The ABAW VA and AU tracks, and the multi-task score when the edition has one and every track
+/// was given.
+struct Tracks {
+    va: Option<VaScore>,
+    au: Option<AuScore>,
+    multi_task: Option<f64>,
+}
+
+fn abaw_tracks(args: &EvalArgs, expr: Option<(AbawEdition, f64)>) -> Result<Tracks, CliError> {
+    let va = match (&args.va_pred, &args.va_labels) {
+        (Some(pred), Some(truth)) => {
+            let pred = npy_io::read_float_matrix(pred, "an (N, 2)")?;
+            let truth = npy_io::read_float_matrix(truth, "an (N, 2)")?;
+            Some(abaw_va(pred.view(), truth.view())?)
+        }
+        _ => None,
+    };
+    let au = match (&args.au_pred, &args.au_labels) {
+        (Some(pred), Some(truth)) => {
+            let pred = npy_io::read_float_matrix(pred, "an (N, 12)")?;
+            let truth = read_int_matrix(truth)?;
+            Some(abaw_au(pred.view(), truth.view(), 0.5)?)
+        }
+        _ => None,
+    };
+    let multi_task = match (expr, &va, &au) {
+        (Some((edition, expr)), Some(va), Some(au)) if edition.has_multi_task() => {
+            Some(abaw_multi_task(edition, va.score, expr, au.score)?)
+        }
+        _ => None,
+    };
+    Ok(Tracks { va, au, multi_task })
+}
+
+fn read_int_matrix(path: &Path) -> Result<Array2<i64>, CliError> {
+    let npy = npy_io::read(path)?;
+    let description = npy.describe();
+    match npy.elements {
+        Elements::Int(a) if a.ndim() == 2 => a
+            .into_dimensionality::<Ix2>()
+            .map_err(|e| CliError::input(path, e.to_string())),
+        _ => Err(CliError::input(
+            path,
+            format!("AU labels must be (N, 12) integers, got {description}"),
+        )),
+    }
+}
+
+fn print_tracks(tracks: &Tracks) {
+    if let Some(va) = &tracks.va {
+        println!(
+            "ABAW VA (CCC mean)       {:.4} (valence {:.4}, arousal {:.4}; {} frames ignored)",
+            va.score, va.ccc_valence, va.ccc_arousal, va.ignored
+        );
+    }
+    if let Some(au) = &tracks.au {
+        println!("ABAW AU (mean F1)        {:.4}", au.score);
+    }
+    if let Some(score) = tracks.multi_task {
+        println!("ABAW multi-task          {score:.4} (VA + EXPR + AU)");
     }
 }
