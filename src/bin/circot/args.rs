@@ -141,7 +141,8 @@ pub struct CostStudyArgs {
 
     /// Place the classes at their centroids in a dataset's annotations: LABELS.npy (N,) integer
     /// labels (negative = ignored, >= K = not a class) and VA.npy (N, 2) valence, arousal (entries
-    /// outside [-1, 1] or not finite, e.g. Aff-Wild2's -5, are skipped).
+    /// outside [-1, 1] or not finite, e.g. Aff-Wild2's -5, are skipped). Every class, Other
+    /// included, is placed at its centroid; a class without a valid sample is an error.
     #[arg(long, num_args = 2, value_names = ["LABELS.npy", "VA.npy"])]
     pub from_annotations: Option<Vec<PathBuf>>,
 
