@@ -4,22 +4,23 @@
 use ndarray::{Array1, Array2, Array3};
 
 use crate::problem::{Convention, Executed, Solution};
-use crate::real::Real;
+use crate::real::{Element, Real};
 use crate::rows::ProblemRows;
 
-/// Output buffers for a whole batch, row-major.
+/// Output buffers for a whole batch, row-major: filled problem by problem on the CPU, or
+/// written whole by a kernel (which writes iterations as int32, the same bits for counts < 2³¹).
 pub(crate) struct Outputs<T> {
-    batch: usize,
-    k: usize,
-    loss: Vec<T>,
-    transport_cost: Vec<T>,
-    f: Vec<T>,
-    g: Vec<T>,
-    grad_source: Vec<T>,
-    grad_logits: Option<Vec<T>>,
-    iterations: Vec<u32>,
-    marginal_error: Vec<T>,
-    plan: Option<Vec<T>>,
+    pub batch: usize,
+    pub k: usize,
+    pub loss: Vec<T>,
+    pub transport_cost: Vec<T>,
+    pub f: Vec<T>,
+    pub g: Vec<T>,
+    pub grad_source: Vec<T>,
+    pub grad_logits: Option<Vec<T>>,
+    pub iterations: Vec<u32>,
+    pub marginal_error: Vec<T>,
+    pub plan: Option<Vec<T>>,
 }
 
 /// The output slices of one problem.
@@ -51,9 +52,9 @@ pub(crate) struct Chunk<'a, T> {
     plan: Option<&'a mut [T]>,
 }
 
-impl<T: Real> Outputs<T> {
+impl<T: Element> Outputs<T> {
     pub fn new(batch: usize, k: usize, logits: bool, plan: bool) -> Self {
-        let zeros = |n: usize| vec![T::zero(); n];
+        let zeros = |n: usize| vec![T::from_f64(0.0); n];
         Outputs {
             batch,
             k,

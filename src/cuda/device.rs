@@ -85,7 +85,8 @@ pub struct DeviceBatch<'a, E> {
     pub init_g: Option<&'a CudaSlice<E>>,
 }
 
-/// Output buffers on the device, element type `E` (iterations as i32).
+/// Output buffers on the device, element type `E` (iterations as u32; the kernels write int32
+/// counts, the same bits).
 #[allow(missing_docs)] // as in Solution
 pub struct DeviceOutputs<E> {
     pub batch: usize,
@@ -96,7 +97,7 @@ pub struct DeviceOutputs<E> {
     pub g: CudaSlice<E>,
     pub grad_source: CudaSlice<E>,
     pub grad_logits: Option<CudaSlice<E>>,
-    pub iterations: CudaSlice<i32>,
+    pub iterations: CudaSlice<u32>,
     pub marginal_error: CudaSlice<E>,
     pub plan: Option<CudaSlice<E>>,
 }
@@ -131,7 +132,7 @@ impl<E: KernelElement> DeviceOutputs<E> {
                 None
             },
             iterations: stream
-                .alloc_zeros::<i32>(batch.max(1))
+                .alloc_zeros::<u32>(batch.max(1))
                 .map_err(|e| cuda_error("alloc", e))?,
             marginal_error: zeros(batch)?,
             plan: if plan {

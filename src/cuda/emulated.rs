@@ -10,9 +10,9 @@ use std::sync::OnceLock;
 use ndarray::ArrayView2;
 
 use super::launch::{KernelElement, launch_shape};
-use super::outputs::HostOutputs;
 use super::params::SinkhornParams;
 use crate::error::{Error, Result};
+use crate::output::Outputs;
 use crate::problem::{Executed, Request, Solution, Target};
 
 /// Runs one kernel launch on host memory: `(kernel, grid, block, params, params_size)`.
@@ -50,9 +50,9 @@ pub(crate) fn solve<E: KernelElement>(request: Request<'_, E>) -> Result<Solutio
     let (batch, k) = source.view().dim();
     let logits = source.is_logits();
     let tol = options.effective_tol::<f32>(k, cost.max());
-    let mut out = HostOutputs::<E>::new(batch, k, logits, options.plan);
+    let mut out = Outputs::<E>::new(batch, k, logits, options.plan);
     if batch == 0 {
-        return Ok(out.into_solution(tol, Executed::Emulated));
+        return Ok(out.into_solution(Executed::Emulated, tol));
     }
     let row_major = |a: ArrayView2<'_, E>| a.iter().copied().collect::<Vec<E>>();
     let source_rows = row_major(source.view());
@@ -86,7 +86,7 @@ pub(crate) fn solve<E: KernelElement>(request: Request<'_, E>) -> Result<Solutio
     let shape = launch_shape::<E>(batch, k);
     // SAFETY: `params` is a SinkhornParams; each non-null address in it points into a Vec that
     // lives until this function returns and holds exactly what the kernel touches for this batch
-    // and k (B, B×K or B×K×K elements of E, K×K f32, B i64 labels, B i32 iterations); outputs
+    // and k (B, B×K or B×K×K elements of E, K×K f32, B i64 labels, B u32 iterations); outputs
     // are distinct Vecs from the inputs; nothing else reads or writes them during the launch.
     unsafe {
         launcher(
@@ -101,5 +101,5 @@ pub(crate) fn solve<E: KernelElement>(request: Request<'_, E>) -> Result<Solutio
         operation: "emulated kernel launch",
         message,
     })?;
-    Ok(out.into_solution(tol, Executed::Emulated))
+    Ok(out.into_solution(Executed::Emulated, tol))
 }

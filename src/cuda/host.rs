@@ -9,9 +9,9 @@ use ndarray::s;
 use super::device::{DeviceBatch, DeviceCost, DeviceOutputs, DeviceSource, DeviceTarget, enqueue};
 use super::driver::{Gpu, cuda_error};
 use super::launch::KernelElement;
-use super::outputs::HostOutputs;
 use crate::cost::CostMatrix;
 use crate::error::Result;
+use crate::output::Outputs;
 use crate::problem::{Executed, Request, Solution, SolveOptions, Source, Target};
 
 /// Share of the free device memory one chunk may use (the rest is headroom for other users).
@@ -42,7 +42,7 @@ pub(crate) fn solve_validated<E: KernelElement>(request: Request<'_, E>) -> Resu
     let stream = &gpu.stream;
     let (batch, k) = source.view().dim();
     let logits = source.is_logits();
-    let mut host = HostOutputs::<E>::new(batch, k, logits, options.plan);
+    let mut host = Outputs::<E>::new(batch, k, logits, options.plan);
     if batch > 0 {
         let device_cost = DeviceCost::upload(stream, cost)?;
         let per_problem = bytes_per_problem::<E>(k, &target, logits, options.plan);
@@ -95,8 +95,8 @@ pub(crate) fn solve_validated<E: KernelElement>(request: Request<'_, E>) -> Resu
             .map_err(|e| cuda_error("synchronize", e))?;
     }
     Ok(host.into_solution(
-        options.effective_tol::<f32>(cost.k(), cost.max()),
         Executed::Cuda,
+        options.effective_tol::<f32>(cost.k(), cost.max()),
     ))
 }
 
@@ -120,7 +120,7 @@ fn bytes_per_problem<E>(k: usize, target: &Target<'_, E>, logits: bool, plan: bo
     k * e + target_bytes + outputs
 }
 
-impl<E: KernelElement> HostOutputs<E> {
+impl<E: KernelElement> Outputs<E> {
     /// Copies a chunk's device outputs into place, starting at problem `start`.
     fn download(
         &mut self,

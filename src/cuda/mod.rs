@@ -12,7 +12,6 @@
 #[doc(hidden)]
 pub mod emulated;
 pub mod launch;
-mod outputs;
 pub mod params;
 
 #[cfg(feature = "cuda")]
