@@ -1,37 +1,8 @@
 //! The warp-per-problem path (`_kn`) and the thread-per-problem paths (`_k7`, `_k8`) are two
 //! independent implementations of the same math: they must agree on every output, for every input
 //! option, over batches that leave the last warp and block partial.
+use circot::cuda::SinkhornParams;
 use circot_emu::launch;
-use std::ffi::c_void;
-use std::ptr::null;
-
-/// Mirror of kernels/params.h.
-#[repr(C)]
-struct SinkhornParams {
-    source: *const c_void,
-    target: *const c_void,
-    labels: *const i64,
-    cost: *const f32,
-    loss: *mut c_void,
-    transport_cost: *mut c_void,
-    f: *mut c_void,
-    g: *mut c_void,
-    grad_source: *mut c_void,
-    grad_logits: *mut c_void,
-    iterations: *mut i32,
-    marginal_error: *mut c_void,
-    plan: *mut c_void,
-    init_g: *const c_void,
-    batch: i64,
-    k: i32,
-    max_iters: i32,
-    eps: f32,
-    tol: f32,
-    smoothing: f32,
-    source_is_logits: i32,
-    convention: i32,
-    reserved: i32,
-}
 
 /// xorshift64*: deterministic test data without dependencies.
 struct Rng(u64);
@@ -82,27 +53,22 @@ fn run(
     let batch = labels.len();
     let mut out: [Vec<f32>; 8] = [1, 1, k, k, k, k, 1, k * k].map(|n| vec![f32::NAN; batch * n]);
     let mut iterations = vec![-1i32; batch];
-    let [loss, tc, f, g, gs, gl, err, plan] =
-        out.each_mut().map(|v| v.as_mut_ptr().cast::<c_void>());
+    let [loss, tc, f, g, gs, gl, err, plan] = out.each_mut().map(|v| v.as_mut_ptr() as u64);
     let params = SinkhornParams {
-        source: source.as_ptr().cast(),
-        target: if o.labels {
-            null()
-        } else {
-            target.as_ptr().cast()
-        },
-        labels: if o.labels { labels.as_ptr() } else { null() },
-        cost: cost.as_ptr(),
+        source: source.as_ptr() as u64,
+        target: if o.labels { 0 } else { target.as_ptr() as u64 },
+        labels: if o.labels { labels.as_ptr() as u64 } else { 0 },
+        cost: cost.as_ptr() as u64,
         loss,
         transport_cost: tc,
         f,
         g,
         grad_source: gs,
         grad_logits: gl,
-        iterations: iterations.as_mut_ptr(),
+        iterations: iterations.as_mut_ptr() as u64,
         marginal_error: err,
         plan,
-        init_g: null(),
+        init_g: 0,
         batch: batch as i64,
         k: k as i32,
         max_iters: 500,

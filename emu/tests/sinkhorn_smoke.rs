@@ -1,37 +1,7 @@
 //! The real kernels under the emulator: marginals of a solved problem, the one-hot closed form, and
 //! agreement of the any-K path with the K = 8 path. The crate's own tests cover the numerics in depth.
+use circot::cuda::SinkhornParams;
 use circot_emu::launch;
-use std::ffi::c_void;
-use std::ptr::{null, null_mut};
-
-/// Mirror of kernels/params.h.
-#[repr(C)]
-struct SinkhornParams {
-    source: *const c_void,
-    target: *const c_void,
-    labels: *const i64,
-    cost: *const f32,
-    loss: *mut c_void,
-    transport_cost: *mut c_void,
-    f: *mut c_void,
-    g: *mut c_void,
-    grad_source: *mut c_void,
-    grad_logits: *mut c_void,
-    iterations: *mut i32,
-    marginal_error: *mut c_void,
-    plan: *mut c_void,
-    init_g: *const c_void,
-    batch: i64,
-    k: i32,
-    max_iters: i32,
-    eps: f32,
-    tol: f32,
-    smoothing: f32,
-    source_is_logits: i32,
-    convention: i32,
-    reserved: i32,
-}
-const _: () = assert!(size_of::<SinkhornParams>() == 152);
 
 const K: usize = 8;
 
@@ -89,20 +59,20 @@ fn solve(
         plan: vec![f32::NAN; batch * K * K],
     };
     let params = SinkhornParams {
-        source: source.as_ptr().cast(),
-        target: target.map_or(null(), |t| t.as_ptr().cast()),
-        labels: labels.map_or(null(), <[i64]>::as_ptr),
-        cost: cost.as_ptr(),
-        loss: o.loss.as_mut_ptr().cast(),
-        transport_cost: o.transport_cost.as_mut_ptr().cast(),
-        f: o.f.as_mut_ptr().cast(),
-        g: o.g.as_mut_ptr().cast(),
-        grad_source: o.grad_source.as_mut_ptr().cast(),
-        grad_logits: null_mut(),
-        iterations: o.iterations.as_mut_ptr(),
-        marginal_error: o.marginal_error.as_mut_ptr().cast(),
-        plan: o.plan.as_mut_ptr().cast(),
-        init_g: std::ptr::null(),
+        source: source.as_ptr() as u64,
+        target: target.map_or(0, |t| t.as_ptr() as u64),
+        labels: labels.map_or(0, |l| l.as_ptr() as u64),
+        cost: cost.as_ptr() as u64,
+        loss: o.loss.as_mut_ptr() as u64,
+        transport_cost: o.transport_cost.as_mut_ptr() as u64,
+        f: o.f.as_mut_ptr() as u64,
+        g: o.g.as_mut_ptr() as u64,
+        grad_source: o.grad_source.as_mut_ptr() as u64,
+        grad_logits: 0,
+        iterations: o.iterations.as_mut_ptr() as u64,
+        marginal_error: o.marginal_error.as_mut_ptr() as u64,
+        plan: o.plan.as_mut_ptr() as u64,
+        init_g: 0,
         batch: batch as i64,
         k: K as i32,
         max_iters: 2000,
