@@ -46,7 +46,7 @@ pub(crate) fn solve_validated<E: KernelElement>(request: Request<'_, E>) -> Resu
     if batch > 0 {
         let device_cost = DeviceCost::upload(stream, cost)?;
         let per_problem = bytes_per_problem::<E>(k, &target, logits, options.plan);
-        let chunk = (gpu.free_memory()? / MEMORY_SHARE / per_problem).clamp(1, batch);
+        let chunk = chunk_size(batch, per_problem, gpu.free_memory()?);
         for start in (0..batch).step_by(chunk) {
             let end = (start + chunk).min(batch);
             let rows = s![start..end, ..];
@@ -110,6 +110,13 @@ fn upload<T: DeviceRepr>(
         .map_err(|e| cuda_error("copy to device", e))
 }
 
+/// Problems per chunk: as many as fit in 1/MEMORY_SHARE of the free memory, at least one (a
+/// single problem that does not fit fails at allocation with the driver's error), at most all.
+fn chunk_size(batch: usize, bytes_per_problem: usize, free_bytes: usize) -> usize {
+    (free_bytes / MEMORY_SHARE / bytes_per_problem.max(1)).clamp(1, batch.max(1))
+}
+
+/// Device bytes one problem needs: its inputs and every output.
 fn bytes_per_problem<E>(k: usize, target: &Target<'_, E>, logits: bool, plan: bool) -> usize {
     let e = std::mem::size_of::<E>();
     let target_bytes = match target {
@@ -169,5 +176,37 @@ impl<E: KernelElement> Outputs<E> {
             copy(stream, from, &mut to[start * k * k..(start + n) * k * k])?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ndarray::{Array1, Array2};
+
+    #[test]
+    fn chunks_fit_in_half_the_free_memory() {
+        assert_eq!(chunk_size(1000, 100, 1_000_000), 1000);
+        assert_eq!(chunk_size(1_000_000, 100, 1_000_000), 5000);
+        assert_eq!(
+            chunk_size(10, 100, 0),
+            1,
+            "never zero: the allocation reports the failure"
+        );
+        assert_eq!(chunk_size(0, 100, 1_000_000), 1);
+    }
+
+    #[test]
+    fn problem_bytes_count_inputs_and_outputs() {
+        let labels = Array1::<i64>::zeros(1);
+        let dist = Array2::<f32>::zeros((1, 8));
+        // f32, K = 8, labels: source 32 + label 8 + (loss, cost, error 3 + f, g, grad 3·8)·4 + 4.
+        assert_eq!(
+            bytes_per_problem(8, &Target::<f32>::labels(labels.view()), false, false),
+            32 + 8 + 108 + 4
+        );
+        // Distributions, logits and plans add K, K and K² elements.
+        let with_all = bytes_per_problem(8, &Target::Distributions(dist.view()), true, true);
+        assert_eq!(with_all, 32 + 32 + (3 + 24 + 8 + 64) * 4 + 4);
     }
 }
