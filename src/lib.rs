@@ -54,6 +54,7 @@ mod validate;
 
 pub mod degeneracy;
 pub mod metrics;
+pub mod perf;
 pub mod stats;
 
 pub use affect::Preset;
@@ -61,7 +62,8 @@ pub use backend::{Backend, solve, solve_warm};
 pub use cost::{CostKind, CostMatrix, MAX_CLASSES, MIN_CLASSES};
 pub use error::{Error, Operand, Result};
 pub use problem::{
-    Convention, DEFAULT_MAX_ITERS, DEFAULT_TOL, Executed, Solution, SolveOptions, Source, Target,
+    Acceleration, Convention, DEFAULT_MAX_ITERS, DEFAULT_TOL, Executed, Solution, SolveOptions,
+    Source, Target,
 };
 pub use real::{Element, Real};
 pub use validate::row_sum_tolerance;

@@ -29,6 +29,8 @@ pub enum Command {
     Stats(StatsArgs),
     /// Metrics of predictions against labels: confusion, F1, accuracies, affective error metrics.
     Eval(EvalArgs),
+    /// Time one benchmark configuration in problems per second, or print the GPU cost model.
+    Bench(crate::bench_cmd::BenchArgs),
 }
 
 #[derive(Debug, Args)]
@@ -206,7 +208,7 @@ pub enum Dtype {
 }
 
 // The library's FromStr impls name the accepted values in their errors; clap shows that message.
-fn parse_backend(s: &str) -> Result<Backend, String> {
+pub(crate) fn parse_backend(s: &str) -> Result<Backend, String> {
     s.parse()
 }
 

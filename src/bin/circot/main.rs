@@ -2,6 +2,7 @@
 //! Every error ends the same way: one `circot: error: …` line on stderr and exit status 2.
 
 mod args;
+mod bench_cmd;
 mod cost_cmd;
 mod demo;
 mod error;
@@ -44,5 +45,6 @@ fn run() -> Result<(), CliError> {
         Command::Demo => demo::run(),
         Command::Stats(args) => stats_cmd::run(&args),
         Command::Eval(args) => eval_cmd::run(&args),
+        Command::Bench(args) => bench_cmd::run(&args),
     }
 }

@@ -1,0 +1,316 @@
+//! The batch loop of the Gibbs-kernel path: chunks of problems in parallel (rayon), and within a
+//! chunk a [`Block`] of `L` lanes that is refilled as lanes finish, so each problem stops on its
+//! own without holding its neighbours back.
+
+use rayon::prelude::*;
+
+use super::gibbs::{Block, Gibbs};
+use super::simd;
+use crate::cost::MAX_CLASSES;
+use crate::lse::lse;
+use crate::onehot::one_hot_potentials;
+use crate::output::{Chunk, Converged, Outputs, ProblemOut, finish};
+use crate::problem::{Convention, Executed, Request, Solution, Source, Target};
+use crate::real::Real;
+use crate::rows::ProblemRows;
+
+/// Problems per parallel task. Results do not depend on it (lanes are independent); large enough
+/// that the lanes are refilled many times per task, small enough to balance two cores.
+const CHUNK: usize = 1024;
+
+/// Solves a validated request whose `max C/ε` passed [`super::gibbs::applies`].
+pub(super) fn solve<T: Real>(request: &Request<'_, T>) -> Solution<T> {
+    let (cost, options) = (request.cost, request.options);
+    let gibbs = Gibbs::<T>::new(cost, options);
+    let batch = request.source.view().nrows();
+    let mut outputs = Outputs::new(batch, cost.k(), request.source.is_logits(), options.plan);
+    outputs
+        .chunks(CHUNK)
+        .into_par_iter()
+        .for_each(|chunk| simd::run_chunk(request, &gibbs, chunk));
+    outputs.into_solution(
+        Executed::Cpu,
+        options.effective_tol::<T>(cost.k(), cost.max()),
+    )
+}
+
+/// Solves one chunk with `L` lanes. `#[inline(always)]` so that [`simd`]'s wrappers compile it
+/// (and the block's loops) for their instruction sets.
+#[inline(always)]
+pub(super) fn run_chunk<T: Real, const L: usize>(
+    request: &Request<'_, T>,
+    gibbs: &Gibbs<T>,
+    mut chunk: Chunk<'_, T>,
+) {
+    let mut block = Block::<T, L>::new(gibbs.k);
+    let reader = Reader::new(request, gibbs.k);
+    // Per lane: the problem's index in the chunk and its iterations so far, and its rows.
+    let mut busy: [Option<(usize, u32)>; L] = [None; L];
+    let mut rows: [ProblemRows<T>; L] = std::array::from_fn(|_| reader.empty());
+    let mut next = 0;
+    loop {
+        let mut fresh = [false; L];
+        for lane in 0..L {
+            if busy[lane].is_none() {
+                let rows = &mut rows[lane];
+                busy[lane] = take_next(&reader, gibbs, &mut chunk, &mut next, rows).map(
+                    |(index, scaled, shift)| {
+                        block.load(lane, rows.a(), rows.beta(), &scaled[..gibbs.k], shift);
+                        (index, 0)
+                    },
+                );
+                fresh[lane] = busy[lane].is_some();
+            }
+        }
+        if busy.iter().all(Option::is_none) {
+            break;
+        }
+        if fresh.contains(&true) {
+            block.prime(gibbs, &fresh);
+        }
+        block.iterate(gibbs);
+        for lane in 0..L {
+            let Some((index, iterations)) = &mut busy[lane] else {
+                continue;
+            };
+            *iterations += 1;
+            let error = block.error[lane];
+            if error <= gibbs.tol || *iterations >= gibbs.max_iters {
+                let state = (*iterations, error);
+                let out = chunk.problem(*index);
+                write(request, gibbs, &block, lane, &rows[lane], state, out);
+                busy[lane] = None;
+            }
+        }
+    }
+}
+
+/// Reads problems into [`ProblemRows`] as `ProblemRows::load` does, with the logarithms of
+/// smoothed label targets computed once per chunk rather than once per problem.
+struct Reader<'r, 'a, T> {
+    request: &'r Request<'a, T>,
+    k: usize,
+    /// For label targets: `(β_j, log β_j)` off and on the label.
+    label_masses: [(T, T); 2],
+}
+
+impl<'r, 'a, T: Real> Reader<'r, 'a, T> {
+    fn new(request: &'r Request<'a, T>, k: usize) -> Self {
+        let mass = |p: f64| (T::from_f64(p), T::from_f64(p.ln()));
+        let mut label_masses = [(T::zero(), T::zero()); 2];
+        if let Target::Labels { smoothing, .. } = request.target {
+            let off = smoothing / k as f64;
+            label_masses = [mass(off), mass(1.0 - smoothing + off)];
+        }
+        Reader {
+            request,
+            k,
+            label_masses,
+        }
+    }
+
+    fn empty(&self) -> ProblemRows<T> {
+        let zero = T::zero();
+        ProblemRows {
+            k: self.k,
+            a: [zero; MAX_CLASSES],
+            log_a: [zero; MAX_CLASSES],
+            beta: [zero; MAX_CLASSES],
+            log_beta: [zero; MAX_CLASSES],
+            one_hot: None,
+        }
+    }
+
+    /// Reads problem `b` into `rows`.
+    fn read(&self, b: usize, rows: &mut ProblemRows<T>) {
+        let Target::Labels { labels, smoothing } = self.request.target else {
+            *rows = ProblemRows::load(&self.request.source, &self.request.target, b, self.k);
+            return;
+        };
+        read_source(&self.request.source, b, rows);
+        let y = labels[b] as usize;
+        rows.one_hot = (smoothing == 0.0).then_some(y);
+        for j in 0..self.k {
+            (rows.beta[j], rows.log_beta[j]) = self.label_masses[usize::from(j == y)];
+        }
+    }
+}
+
+/// The source half of `ProblemRows::load`, the same arithmetic.
+fn read_source<T: Real>(source: &Source<'_, T>, b: usize, rows: &mut ProblemRows<T>) {
+    let k = rows.k;
+    let view = source.view();
+    let row = view.row(b);
+    match source {
+        Source::Probabilities(_) => {
+            let sum: T = row.iter().copied().sum();
+            let log_sum = sum.ln();
+            for (i, &p) in row.iter().enumerate() {
+                rows.log_a[i] = p.ln() - log_sum;
+                rows.a[i] = p / sum;
+            }
+        }
+        Source::Logits(_) => {
+            for (i, &z) in row.iter().enumerate() {
+                rows.log_a[i] = z;
+            }
+            let log_norm = lse(&rows.log_a[..k]);
+            for i in 0..k {
+                rows.log_a[i] = rows.log_a[i] - log_norm;
+                rows.a[i] = rows.log_a[i].exp();
+            }
+        }
+    }
+}
+
+/// Advances through the chunk to its next problem that needs iterating and reads it into
+/// `rows`, returning its index and the first f-update's input `β∘e^{g/ε}` as
+/// `scaled·2^shift`. Problems on the way that need no iterations (ignored labels, the one-hot
+/// closed form) are finished here.
+fn take_next<T: Real>(
+    reader: &Reader<'_, '_, T>,
+    gibbs: &Gibbs<T>,
+    chunk: &mut Chunk<'_, T>,
+    next: &mut usize,
+    rows: &mut ProblemRows<T>,
+) -> Option<(usize, [T; MAX_CLASSES], i32)> {
+    let k = gibbs.k;
+    let request = reader.request;
+    while *next < chunk.len() {
+        let index = *next;
+        *next += 1;
+        let b = chunk.start + index;
+        if let Target::Labels { labels, .. } = request.target
+            && labels[b] < 0
+        {
+            continue; // ignored: outputs stay zero, 0 iterations
+        }
+        reader.read(b, rows);
+        if let Some(y) = rows.one_hot {
+            let (mut f, mut g) = ([T::zero(); MAX_CLASSES], [T::zero(); MAX_CLASSES]);
+            let (f, g) = (&mut f[..k], &mut g[..k]);
+            one_hot_potentials(&gibbs.cost, gibbs.eps, rows.log_a(), y, f, g);
+            let state = Converged {
+                f,
+                g,
+                iterations: 1,
+                marginal_error: T::zero(),
+            };
+            let convention = request.options.convention;
+            finish(
+                &gibbs.cost,
+                gibbs.eps,
+                convention,
+                rows,
+                state,
+                chunk.problem(index),
+            );
+            continue;
+        }
+        // From g = 0 the input is β itself; from a warm start it is shifted by a whole number
+        // of octaves near its maximum, so that the exponentials stay in range.
+        let mut scaled = [T::zero(); MAX_CLASSES];
+        let mut shift = 0;
+        match request.init_g {
+            None => scaled[..k].copy_from_slice(rows.beta()),
+            Some(init) => {
+                let row = init.row(b);
+                let top = row
+                    .iter()
+                    .fold(T::neg_infinity(), |m, &x| m.max(x / gibbs.eps));
+                shift = (top.as_f64() / std::f64::consts::LN_2).round() as i32;
+                let offset = T::from_f64(shift as f64 * std::f64::consts::LN_2);
+                for j in 0..k {
+                    scaled[j] = rows.beta[j] * (row[j] / gibbs.eps - offset).exp();
+                }
+            }
+        }
+        return Some((index, scaled, shift));
+    }
+    None
+}
+
+/// Writes a finished lane's outputs.
+fn write<T: Real, const L: usize>(
+    request: &Request<'_, T>,
+    gibbs: &Gibbs<T>,
+    block: &Block<T, L>,
+    lane: usize,
+    rows: &ProblemRows<T>,
+    state: (u32, T),
+    mut out: ProblemOut<'_, T>,
+) {
+    let k = gibbs.k;
+    let (mut f, mut g) = ([T::zero(); MAX_CLASSES], [T::zero(); MAX_CLASSES]);
+    block.potentials(gibbs, lane, &mut f[..k], &mut g[..k]);
+    if let Some(plan) = out.plan.as_deref_mut() {
+        block.plan(gibbs, lane, plan);
+    }
+    let transport_cost = block.transport_cost(gibbs, lane);
+    let convention = request.options.convention;
+    write_outputs(
+        convention,
+        gibbs.eps,
+        rows,
+        (&f[..k], &g[..k]),
+        transport_cost,
+        state,
+        out,
+    );
+}
+
+/// One problem's outputs from its potentials (the contract of `output::finish`, which would
+/// compute the plan with `K²` exponentials; here it comes from the scalings).
+fn write_outputs<T: Real>(
+    convention: Convention,
+    eps: T,
+    rows: &ProblemRows<T>,
+    (f, g): (&[T], &[T]),
+    transport_cost: T,
+    (iterations, marginal_error): (u32, T),
+    out: ProblemOut<'_, T>,
+) {
+    let k = rows.k;
+    let (a, log_a, beta, log_beta) = (rows.a(), rows.log_a(), rows.beta(), rows.log_beta());
+    // After a g-update the dual value is exactly ⟨f,a⟩ + ⟨g,β⟩.
+    let dot = |x: &[T], w: &[T]| x.iter().zip(w).map(|(&x, &w)| x * w).sum::<T>();
+    let mut loss = dot(f, a) + dot(g, beta);
+    let mut v = [T::zero(); MAX_CLASSES];
+    v[..k].copy_from_slice(f);
+    if convention == Convention::Entropy {
+        loss = loss - eps * (entropy(a, log_a) + entropy(beta, log_beta));
+        for i in 0..k {
+            v[i] = v[i] + eps * log_a[i];
+        }
+    }
+    let v = &v[..k];
+    let kt = T::from_f64(k as f64);
+    let mean_v = v.iter().copied().sum::<T>() / kt;
+    for (grad, &vi) in out.grad_source.iter_mut().zip(v) {
+        *grad = vi - mean_v;
+    }
+    if let Some(grad_logits) = out.grad_logits {
+        let av = dot(a, v);
+        for i in 0..k {
+            grad_logits[i] = a[i] * (v[i] - av);
+        }
+    }
+    let shift = (g.iter().copied().sum::<T>() - f.iter().copied().sum::<T>()) / (kt + kt);
+    for i in 0..k {
+        out.f[i] = f[i] + shift;
+        out.g[i] = g[i] - shift;
+    }
+    *out.loss = loss;
+    *out.transport_cost = transport_cost;
+    *out.iterations = iterations;
+    *out.marginal_error = marginal_error;
+}
+
+/// `H(x) = −Σ x log x`, with `0·log 0 = 0`.
+fn entropy<T: Real>(x: &[T], log_x: &[T]) -> T {
+    x.iter()
+        .zip(log_x)
+        .filter(|(x, _)| **x > T::zero())
+        .map(|(&x, &lx)| -x * lx)
+        .sum()
+}

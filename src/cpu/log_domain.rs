@@ -1,0 +1,99 @@
+//! The per-problem log-domain iteration: the general path, for any `max C/ε` (the Gibbs-kernel
+//! lanes of `lanes.rs` need `e^{−max C/ε}` to be comfortably representable).
+//!
+//! Per problem it iterates on potentials scaled by 1/ε (`u = f/ε`, `v = g/ε`, cost `C/ε`
+//! precomputed), which saves a division per term, and gets the marginal error for free: the row
+//! sums after a g-update are `a_i·exp(u_i − ũ_i)`, where `ũ` is the next f-update, which the
+//! following iteration needs anyway. `expm1` keeps that difference accurate near convergence.
+
+use crate::cost::MAX_CLASSES;
+use crate::driver::{Iterate, solve_batch};
+use crate::lse::lse;
+use crate::problem::{Executed, Request, Solution};
+use crate::real::Real;
+use crate::rows::ProblemRows;
+
+struct Scaled<T> {
+    /// `C_ij / ε`, row-major.
+    cost_over_eps: Vec<T>,
+    eps: T,
+    max_iters: u32,
+    tol: T,
+}
+
+impl<T: Real> Scaled<T> {
+    /// `u_i = −LSE_j(log β_j + v_j − C_ij/ε)`.
+    fn f_update(&self, log_beta: &[T], v: &[T], u: &mut [T]) {
+        let k = log_beta.len();
+        let mut terms = [T::zero(); MAX_CLASSES];
+        for (i, ui) in u.iter_mut().enumerate() {
+            let c = &self.cost_over_eps[i * k..(i + 1) * k];
+            for j in 0..k {
+                terms[j] = log_beta[j] + v[j] - c[j];
+            }
+            *ui = -lse(&terms[..k]);
+        }
+    }
+
+    /// `v_j = −LSE_i(log a_i + u_i − C_ij/ε)`.
+    fn g_update(&self, log_a: &[T], u: &[T], v: &mut [T]) {
+        let k = log_a.len();
+        let mut terms = [T::zero(); MAX_CLASSES];
+        for (j, vj) in v.iter_mut().enumerate() {
+            for i in 0..k {
+                terms[i] = log_a[i] + u[i] - self.cost_over_eps[i * k + j];
+            }
+            *vj = -lse(&terms[..k]);
+        }
+    }
+}
+
+impl<T: Real> Iterate<T> for Scaled<T> {
+    fn iterate(&self, rows: &ProblemRows<T>, f: &mut [T], g: &mut [T]) -> (u32, T) {
+        let k = rows.k;
+        let (a, log_a, log_beta) = (rows.a(), rows.log_a(), rows.log_beta());
+        let zero = T::zero();
+        let (mut u, mut v, mut next_u) = (
+            [zero; MAX_CLASSES],
+            [zero; MAX_CLASSES],
+            [zero; MAX_CLASSES],
+        );
+        let (u, v, next_u) = (&mut u[..k], &mut v[..k], &mut next_u[..k]);
+        for j in 0..k {
+            v[j] = g[j] / self.eps;
+        }
+        self.f_update(log_beta, v, u);
+        let mut iteration = 1;
+        let error = loop {
+            self.g_update(log_a, u, v);
+            self.f_update(log_beta, v, next_u);
+            let error: T = (0..k)
+                .map(|i| a[i] * (u[i] - next_u[i]).exp_m1().abs())
+                .sum();
+            if error <= self.tol || iteration == self.max_iters {
+                break error;
+            }
+            u.copy_from_slice(next_u);
+            iteration += 1;
+        };
+        for i in 0..k {
+            f[i] = u[i] * self.eps;
+            g[i] = v[i] * self.eps;
+        }
+        (iteration, error)
+    }
+}
+
+/// Solves a validated request problem by problem in the log domain, in parallel on the current
+/// rayon pool.
+pub(super) fn solve<T: Real>(request: &Request<'_, T>) -> Solution<T> {
+    let (cost, options) = (request.cost, request.options);
+    let eps = T::from_f64(options.eps);
+    let solver = Scaled {
+        cost_over_eps: cost.to_vec::<T>().into_iter().map(|c| c / eps).collect(),
+        eps,
+        max_iters: options.max_iters,
+        tol: T::from_f64(options.effective_tol::<T>(cost.k(), cost.max())),
+    };
+    solve_batch(request, &solver, true, Executed::Cpu)
+}
