@@ -33,9 +33,15 @@
 //! which Rust never introduces by itself), and lanes that finished keep computing harmlessly. So a
 //! problem gets the same bits in any lane, beside any neighbours, on any SIMD width.
 
+
+// Loops index by class and by lane because that is the layout the vectoriser needs to see.
+#![allow(clippy::needless_range_loop)]
 use crate::cost::{CostMatrix, MAX_CLASSES};
 use crate::problem::SolveOptions;
 use crate::real::Real;
+use crate::rows::ProblemRows;
+
+use super::lanes::LaneSolver;
 
 /// `max C/ε` up to which the Gibbs-kernel form is exact to rounding, per element type (see the
 /// module documentation).
@@ -82,12 +88,48 @@ impl<T: Real> Gibbs<T> {
     }
 }
 
+impl<T: Real> Gibbs<T> {
+    /// `⟨P, C⟩` for the plan `P_ij = z_i·K_ij·p_j`: `Σ_i z_i·Σ_j (K∘C)_ij·p_j`.
+    pub fn transport_cost(&self, z: &[T; MAX_CLASSES], p: &[T; MAX_CLASSES]) -> T {
+        let mut total = T::zero();
+        for (row, &z_i) in self.kernel_cost.chunks_exact(self.k).zip(z) {
+            let inner = row
+                .iter()
+                .zip(p)
+                .fold(T::zero(), |acc, (&kc, &p_j)| acc + kc * p_j);
+            total = total + z_i * inner;
+        }
+        total
+    }
+
+    /// The plan `P_ij = z_i·K_ij·p_j`, row-major.
+    pub fn plan(&self, z: &[T; MAX_CLASSES], p: &[T; MAX_CLASSES], plan: &mut [T]) {
+        let k = self.k;
+        for (i, &z_i) in z[..k].iter().enumerate() {
+            for j in 0..k {
+                plan[i * k + j] = z_i * self.kernel[i * k + j] * p[j];
+            }
+        }
+    }
+}
+
 /// One value per lane.
 pub(super) type Lanes<T, const L: usize> = [T; L];
 
+/// `[f(0), …, f(L − 1)]` as a plain loop: `std::array::from_fn` goes through a helper that LLVM
+/// does not inline, which leaves the lanes scalar and outside the SIMD wrapper's features.
+#[inline(always)]
+pub(super) fn lanewise<X: Copy + Default, const L: usize>(f: impl Fn(usize) -> X) -> [X; L] {
+    let mut out = [X::default(); L];
+    for (l, x) in out.iter_mut().enumerate() {
+        *x = f(l);
+    }
+    out
+}
+
 /// `⌊log2 x⌋` for a positive normal `x`, from its exponent bits.
 #[inline(always)]
-fn exponent<T: Real>(x: T) -> i32 {
+pub(super) fn exponent<T: Real>(x: T) -> i32 {
     if size_of::<T>() == 4 {
         ((bytemuck::cast::<T, u32>(x) >> 23) & 0xff) as i32 - 127
     } else {
@@ -97,7 +139,7 @@ fn exponent<T: Real>(x: T) -> i32 {
 
 /// `2^e`, exactly (the callers keep `e` well inside the normal range of `T`).
 #[inline(always)]
-fn pow2<T: Real>(e: i32) -> T {
+pub(super) fn pow2<T: Real>(e: i32) -> T {
     if size_of::<T>() == 4 {
         bytemuck::cast::<u32, T>(((e + 127) as u32) << 23)
     } else {
@@ -110,7 +152,7 @@ fn pow2<T: Real>(e: i32) -> T {
 /// a time: four independent accumulator chains hide the add latency, and each `x_c` is loaded
 /// once per four rows.
 #[inline(always)]
-fn product<T: Real, const L: usize>(
+pub(super) fn product<T: Real, const L: usize>(
     k: usize,
     m: &[T],
     x: &[Lanes<T, L>; MAX_CLASSES],
@@ -163,7 +205,7 @@ fn product<T: Real, const L: usize>(
 
 /// `y = num / den`; returns `⌊log2 max y⌋` per lane.
 #[inline(always)]
-fn divide<T: Real, const L: usize>(
+pub(super) fn divide<T: Real, const L: usize>(
     k: usize,
     num: &[Lanes<T, L>; MAX_CLASSES],
     den: &[Lanes<T, L>; MAX_CLASSES],
@@ -177,13 +219,13 @@ fn divide<T: Real, const L: usize>(
             max[l] = if q > max[l] { q } else { max[l] };
         }
     }
-    std::array::from_fn(|l| exponent(max[l]))
+    lanewise(|l| exponent(max[l]))
 }
 
 /// `2^{−e}` per lane.
 #[inline(always)]
-fn inverse_octaves<T: Real, const L: usize>(e: &Lanes<i32, L>) -> Lanes<T, L> {
-    std::array::from_fn(|l| pow2(-e[l]))
+pub(super) fn inverse_octaves<T: Real, const L: usize>(e: &Lanes<i32, L>) -> Lanes<T, L> {
+    lanewise(|l| pow2(-e[l]))
 }
 
 /// The state of `L` problems, one per lane; vectors are stored class-major (`x[i][lane]`).
@@ -191,8 +233,8 @@ fn inverse_octaves<T: Real, const L: usize>(e: &Lanes<i32, L>) -> Lanes<T, L> {
 /// exponents: `z = q·2^{−e}` and `w = p·2^{−e'}`; the power of two is applied where a product
 /// finishes each row, which is exact and saves a pass.
 pub(super) struct Block<T, const L: usize> {
-    pub a: [Lanes<T, L>; MAX_CLASSES],
-    pub beta: [Lanes<T, L>; MAX_CLASSES],
+    a: [Lanes<T, L>; MAX_CLASSES],
+    beta: [Lanes<T, L>; MAX_CLASSES],
     /// `p = β / t` (or the warm start's `β∘e^{g/ε}`), with `β∘V = p·2^{W − e'}`.
     p: [Lanes<T, L>; MAX_CLASSES],
     /// `e' = ⌊log2 max p⌋`.
@@ -214,13 +256,13 @@ pub(super) struct Block<T, const L: usize> {
     /// `t = Kᵀ z`.
     t: [Lanes<T, L>; MAX_CLASSES],
     /// L1 row-marginal error after the last g-update.
-    pub error: Lanes<T, L>,
+    error: Lanes<T, L>,
 }
 
-impl<T: Real, const L: usize> Block<T, L> {
+impl<T: Real, const L: usize> LaneSolver<T, L> for Block<T, L> {
     /// Every lane holds the uniform problem at its fixed point's start: idle lanes then compute
     /// finite, normal numbers.
-    pub fn new(k: usize) -> Box<Self> {
+    fn new(k: usize) -> Box<Self> {
         let zero = [[T::zero(); L]; MAX_CLASSES];
         let uniform = T::one() / T::from_f64(k as f64);
         let mut block = Box::new(Block {
@@ -248,21 +290,34 @@ impl<T: Real, const L: usize> Block<T, L> {
         block
     }
 
-    /// Puts a problem in `lane`: sources `a`, targets `beta`, and the first f-update's input
-    /// `β∘e^{g/ε}` as `scaled_target·2^shift` (from g = 0: `β` itself, shift 0). The lane's
-    /// `s` is then stale until [`prime`](Self::prime).
-    pub fn load(&mut self, lane: usize, a: &[T], beta: &[T], scaled_target: &[T], shift: i32) {
-        let k = a.len();
+    /// Puts a problem in `lane`, with the first f-update's input `β∘e^{g/ε}` from `init_g` (KL
+    /// units), or `β` itself from g = 0. The lane's `s` is then stale until
+    /// [`prime`](Self::prime).
+    fn load(&mut self, gibbs: &Gibbs<T>, lane: usize, rows: &ProblemRows<T>, init_g: Option<&[T]>) {
+        let k = gibbs.k;
+        // From a warm start, β∘e^{g/ε} = scaled·2^shift with `shift` the whole number of octaves
+        // nearest the maximum of g/ε, so that the exponentials stay in range.
+        let mut scaled = [T::zero(); MAX_CLASSES];
+        let mut shift = 0;
+        match init_g {
+            None => scaled[..k].copy_from_slice(rows.beta()),
+            Some(g) => {
+                let top = g
+                    .iter()
+                    .fold(T::neg_infinity(), |m, &x| m.max(x / gibbs.eps));
+                shift = (top.as_f64() / std::f64::consts::LN_2).round() as i32;
+                let offset = T::from_f64(shift as f64 * std::f64::consts::LN_2);
+                for j in 0..k {
+                    scaled[j] = rows.beta[j] * (g[j] / gibbs.eps - offset).exp();
+                }
+            }
+        }
         let mut max = T::zero();
         for i in 0..k {
-            self.a[i][lane] = a[i];
-            self.beta[i][lane] = beta[i];
-            self.p[i][lane] = scaled_target[i];
-            max = if scaled_target[i] > max {
-                scaled_target[i]
-            } else {
-                max
-            };
+            self.a[i][lane] = rows.a[i];
+            self.beta[i][lane] = rows.beta[i];
+            self.p[i][lane] = scaled[i];
+            max = if scaled[i] > max { scaled[i] } else { max };
         }
         let e = exponent(max);
         self.p_exp[lane] = e;
@@ -272,7 +327,7 @@ impl<T: Real, const L: usize> Block<T, L> {
     /// Recomputes `s = K w` for the lanes in `fresh` (after [`load`](Self::load)), through the
     /// same vector code as the iteration, so a lane's bits do not depend on when it was loaded.
     #[inline(always)]
-    pub fn prime(&mut self, gibbs: &Gibbs<T>, fresh: &[bool; L]) {
+    fn prime(&mut self, gibbs: &Gibbs<T>, fresh: &[bool; L]) {
         let mut s = [[T::zero(); L]; MAX_CLASSES];
         product(
             gibbs.k,
@@ -293,7 +348,7 @@ impl<T: Real, const L: usize> Block<T, L> {
     /// One iteration on every lane: f-update, g-update, then the next f-update's product, which
     /// gives the row marginals and so the error.
     #[inline(always)]
-    pub fn iterate(&mut self, gibbs: &Gibbs<T>) {
+    fn iterate(&mut self, gibbs: &Gibbs<T>) {
         let k = gibbs.k;
         // f-update: a∘U = (a / s)·2^{−W} = q·2^{−W}.
         self.q_exp = divide(k, &self.a, &self.s, &mut self.q);
@@ -312,7 +367,7 @@ impl<T: Real, const L: usize> Block<T, L> {
         std::mem::swap(&mut self.s, &mut self.s_prev);
         let p_scale = inverse_octaves(&self.p_exp);
         product(k, &gibbs.kernel, &self.p, &p_scale, &mut self.s);
-        let row_scale: Lanes<T, L> = std::array::from_fn(|l| pow2(self.p_exp[l] - self.q_exp[l]));
+        let row_scale: Lanes<T, L> = lanewise(|l| pow2(self.p_exp[l] - self.q_exp[l]));
         let mut error = [T::zero(); L];
         for i in 0..k {
             for l in 0..L {
@@ -323,9 +378,13 @@ impl<T: Real, const L: usize> Block<T, L> {
         self.error = error;
     }
 
+    fn error(&self, lane: usize) -> T {
+        self.error[lane]
+    }
+
     /// The potentials (KL convention, units of C) of `lane` after its last
     /// [`iterate`](Self::iterate): the f-update's and the g-update's.
-    pub fn potentials(&self, gibbs: &Gibbs<T>, lane: usize, f: &mut [T], g: &mut [T]) {
+    fn potentials(&self, gibbs: &Gibbs<T>, lane: usize, f: &mut [T], g: &mut [T]) {
         let ln2 = std::f64::consts::LN_2;
         let w_shift = T::from_f64(self.w_exp_prev[lane] as f64 * ln2);
         let z_shift = T::from_f64(self.z_exp[lane] as f64 * ln2);
@@ -335,6 +394,22 @@ impl<T: Real, const L: usize> Block<T, L> {
         }
     }
 
+    fn transport_cost(&self, gibbs: &Gibbs<T>, lane: usize) -> T {
+        let (mut z, mut p) = ([T::zero(); MAX_CLASSES], [T::zero(); MAX_CLASSES]);
+        self.row_factors(gibbs, lane, &mut z);
+        self.column_factors(gibbs, lane, &mut p);
+        gibbs.transport_cost(&z, &p)
+    }
+
+    fn plan(&self, gibbs: &Gibbs<T>, lane: usize, plan: &mut [T]) {
+        let (mut z, mut p) = ([T::zero(); MAX_CLASSES], [T::zero(); MAX_CLASSES]);
+        self.row_factors(gibbs, lane, &mut z);
+        self.column_factors(gibbs, lane, &mut p);
+        gibbs.plan(&z, &p, plan);
+    }
+}
+
+impl<T: Real, const L: usize> Block<T, L> {
     /// `z_i = q_i·2^{−e}` of `lane`, the plan's row factors.
     fn row_factors(&self, gibbs: &Gibbs<T>, lane: usize, z: &mut [T; MAX_CLASSES]) {
         let scale = pow2::<T>(-self.q_exp[lane]);
@@ -347,37 +422,6 @@ impl<T: Real, const L: usize> Block<T, L> {
     fn column_factors(&self, gibbs: &Gibbs<T>, lane: usize, p: &mut [T; MAX_CLASSES]) {
         for (j, p_j) in p[..gibbs.k].iter_mut().enumerate() {
             *p_j = self.beta[j][lane] / self.t[j][lane];
-        }
-    }
-
-    /// `⟨P, C⟩` of `lane` after its last iteration, `Σ_i z_i·Σ_j (K∘C)_ij·p_j`.
-    pub fn transport_cost(&self, gibbs: &Gibbs<T>, lane: usize) -> T {
-        let k = gibbs.k;
-        let (mut z, mut p) = ([T::zero(); MAX_CLASSES], [T::zero(); MAX_CLASSES]);
-        self.row_factors(gibbs, lane, &mut z);
-        self.column_factors(gibbs, lane, &mut p);
-        let mut total = T::zero();
-        for (row, &z_i) in gibbs.kernel_cost.chunks_exact(k).zip(&z) {
-            let inner = row
-                .iter()
-                .zip(&p)
-                .fold(T::zero(), |acc, (&kc, &p_j)| acc + kc * p_j);
-            total = total + z_i * inner;
-        }
-        total
-    }
-
-    /// The plan of `lane` after its last iteration, row-major into `plan`.
-    pub fn plan(&self, gibbs: &Gibbs<T>, lane: usize, plan: &mut [T]) {
-        let k = gibbs.k;
-        let (mut z, mut p) = ([T::zero(); MAX_CLASSES], [T::zero(); MAX_CLASSES]);
-        self.row_factors(gibbs, lane, &mut z);
-        self.column_factors(gibbs, lane, &mut p);
-        for i in 0..k {
-            let z = z[i];
-            for j in 0..k {
-                plan[i * k + j] = z * gibbs.kernel[i * k + j] * p[j];
-            }
         }
     }
 }

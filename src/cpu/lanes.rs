@@ -5,12 +5,13 @@
 use rayon::prelude::*;
 
 use super::gibbs::{Block, Gibbs};
+use super::relaxed::RelaxedBlock;
 use super::simd;
 use crate::cost::MAX_CLASSES;
 use crate::lse::lse;
 use crate::onehot::one_hot_potentials;
 use crate::output::{Chunk, Converged, Outputs, ProblemOut, finish};
-use crate::problem::{Convention, Executed, Request, Solution, Source, Target};
+use crate::problem::{Acceleration, Convention, Executed, Request, Solution, Source, Target};
 use crate::real::Real;
 use crate::rows::ProblemRows;
 
@@ -24,25 +25,66 @@ pub(super) fn solve<T: Real>(request: &Request<'_, T>) -> Solution<T> {
     let gibbs = Gibbs::<T>::new(cost, options);
     let batch = request.source.view().nrows();
     let mut outputs = Outputs::new(batch, cost.k(), request.source.is_logits(), options.plan);
-    outputs
-        .chunks(CHUNK)
-        .into_par_iter()
-        .for_each(|chunk| simd::run_chunk(request, &gibbs, chunk));
+    let relaxed = options.acceleration == Acceleration::OverRelaxation;
+    outputs.chunks(CHUNK).into_par_iter().for_each(|chunk| {
+        if relaxed {
+            simd::run_chunk::<T, Relaxed>(request, &gibbs, chunk)
+        } else {
+            simd::run_chunk::<T, Plain>(request, &gibbs, chunk)
+        }
+    });
     outputs.into_solution(
         Executed::Cpu,
         options.effective_tol::<T>(cost.k(), cost.max()),
     )
 }
 
+/// What the batch loop needs of a block of `L` lanes, one problem per lane.
+pub(super) trait LaneSolver<T: Real, const L: usize> {
+    /// A block whose lanes hold harmless placeholder problems.
+    fn new(k: usize) -> Box<Self>;
+    /// Puts a problem in `lane`, from g = 0 or from `init_g` (KL units).
+    fn load(&mut self, gibbs: &Gibbs<T>, lane: usize, rows: &ProblemRows<T>, init_g: Option<&[T]>);
+    /// Makes the lanes in `fresh` (just loaded) ready to iterate.
+    fn prime(&mut self, gibbs: &Gibbs<T>, fresh: &[bool; L]);
+    /// One iteration (f-update, g-update, marginal error) on every lane.
+    fn iterate(&mut self, gibbs: &Gibbs<T>);
+    /// The L1 row-marginal error of `lane` after the last iteration (its g-update is exact).
+    fn error(&self, lane: usize) -> T;
+    /// The potentials of `lane` (KL convention, units of C) that the error was measured on.
+    fn potentials(&self, gibbs: &Gibbs<T>, lane: usize, f: &mut [T], g: &mut [T]);
+    /// `⟨P, C⟩` of `lane`.
+    fn transport_cost(&self, gibbs: &Gibbs<T>, lane: usize) -> T;
+    /// The plan of `lane`, row-major.
+    fn plan(&self, gibbs: &Gibbs<T>, lane: usize, plan: &mut [T]);
+}
+
+/// Selects a block type by a marker, so that one generic loop serves both.
+pub(super) trait Method {
+    type Block<T: Real, const L: usize>: LaneSolver<T, L>;
+}
+
+/// Plain Sinkhorn ([`Block`]).
+pub(super) struct Plain;
+impl Method for Plain {
+    type Block<T: Real, const L: usize> = Block<T, L>;
+}
+
+/// Over-relaxed Sinkhorn ([`RelaxedBlock`]).
+pub(super) struct Relaxed;
+impl Method for Relaxed {
+    type Block<T: Real, const L: usize> = RelaxedBlock<T, L>;
+}
+
 /// Solves one chunk with `L` lanes. `#[inline(always)]` so that [`simd`]'s wrappers compile it
 /// (and the block's loops) for their instruction sets.
 #[inline(always)]
-pub(super) fn run_chunk<T: Real, const L: usize>(
+pub(super) fn run_chunk<T: Real, M: Method, const L: usize>(
     request: &Request<'_, T>,
     gibbs: &Gibbs<T>,
     mut chunk: Chunk<'_, T>,
 ) {
-    let mut block = Block::<T, L>::new(gibbs.k);
+    let mut block = M::Block::<T, L>::new(gibbs.k);
     let reader = Reader::new(request, gibbs.k);
     // Per lane: the problem's index in the chunk and its iterations so far, and its rows.
     let mut busy: [Option<(usize, u32)>; L] = [None; L];
@@ -53,12 +95,11 @@ pub(super) fn run_chunk<T: Real, const L: usize>(
         for lane in 0..L {
             if busy[lane].is_none() {
                 let rows = &mut rows[lane];
-                busy[lane] = take_next(&reader, gibbs, &mut chunk, &mut next, rows).map(
-                    |(index, scaled, shift)| {
-                        block.load(lane, rows.a(), rows.beta(), &scaled[..gibbs.k], shift);
-                        (index, 0)
-                    },
-                );
+                busy[lane] = take_next(&reader, gibbs, &mut chunk, &mut next, rows).map(|index| {
+                    let init = request.init_g.map(|g| g.row(chunk.start + index).to_vec());
+                    block.load(gibbs, lane, rows, init.as_deref());
+                    (index, 0)
+                });
                 fresh[lane] = busy[lane].is_some();
             }
         }
@@ -74,11 +115,11 @@ pub(super) fn run_chunk<T: Real, const L: usize>(
                 continue;
             };
             *iterations += 1;
-            let error = block.error[lane];
+            let error = block.error(lane);
             if error <= gibbs.tol || *iterations >= gibbs.max_iters {
                 let state = (*iterations, error);
                 let out = chunk.problem(*index);
-                write(request, gibbs, &block, lane, &rows[lane], state, out);
+                write(request, gibbs, &*block, lane, &rows[lane], state, out);
                 busy[lane] = None;
             }
         }
@@ -164,8 +205,7 @@ fn read_source<T: Real>(source: &Source<'_, T>, b: usize, rows: &mut ProblemRows
 }
 
 /// Advances through the chunk to its next problem that needs iterating and reads it into
-/// `rows`, returning its index and the first f-update's input `β∘e^{g/ε}` as
-/// `scaled·2^shift`. Problems on the way that need no iterations (ignored labels, the one-hot
+/// `rows`, returning its index. Problems on the way that need no iterations (ignored labels, the one-hot
 /// closed form) are finished here.
 fn take_next<T: Real>(
     reader: &Reader<'_, '_, T>,
@@ -173,7 +213,7 @@ fn take_next<T: Real>(
     chunk: &mut Chunk<'_, T>,
     next: &mut usize,
     rows: &mut ProblemRows<T>,
-) -> Option<(usize, [T; MAX_CLASSES], i32)> {
+) -> Option<usize> {
     let k = gibbs.k;
     let request = reader.request;
     while *next < chunk.len() {
@@ -207,25 +247,7 @@ fn take_next<T: Real>(
             );
             continue;
         }
-        // From g = 0 the input is β itself; from a warm start it is shifted by a whole number
-        // of octaves near its maximum, so that the exponentials stay in range.
-        let mut scaled = [T::zero(); MAX_CLASSES];
-        let mut shift = 0;
-        match request.init_g {
-            None => scaled[..k].copy_from_slice(rows.beta()),
-            Some(init) => {
-                let row = init.row(b);
-                let top = row
-                    .iter()
-                    .fold(T::neg_infinity(), |m, &x| m.max(x / gibbs.eps));
-                shift = (top.as_f64() / std::f64::consts::LN_2).round() as i32;
-                let offset = T::from_f64(shift as f64 * std::f64::consts::LN_2);
-                for j in 0..k {
-                    scaled[j] = rows.beta[j] * (row[j] / gibbs.eps - offset).exp();
-                }
-            }
-        }
-        return Some((index, scaled, shift));
+        return Some(index);
     }
     None
 }
@@ -234,7 +256,7 @@ fn take_next<T: Real>(
 fn write<T: Real, const L: usize>(
     request: &Request<'_, T>,
     gibbs: &Gibbs<T>,
-    block: &Block<T, L>,
+    block: &impl LaneSolver<T, L>,
     lane: usize,
     rows: &ProblemRows<T>,
     state: (u32, T),

@@ -12,6 +12,7 @@
 mod gibbs;
 mod lanes;
 mod log_domain;
+mod relaxed;
 mod simd;
 
 use crate::problem::{Request, Solution};

@@ -3,7 +3,7 @@
 //! computes the same bits (see `gibbs.rs`).
 
 use super::gibbs::Gibbs;
-use super::lanes::run_chunk as run;
+use super::lanes::{Method, run_chunk as run};
 use crate::output::Chunk;
 use crate::problem::Request;
 use crate::real::Real;
@@ -12,15 +12,19 @@ use crate::real::Real;
 const BYTES: usize = 64;
 
 /// Runs one chunk of the Gibbs-kernel path on the best instruction set available.
-pub(super) fn run_chunk<T: Real>(request: &Request<'_, T>, gibbs: &Gibbs<T>, chunk: Chunk<'_, T>) {
+pub(super) fn run_chunk<T: Real, M: Method>(
+    request: &Request<'_, T>,
+    gibbs: &Gibbs<T>,
+    chunk: Chunk<'_, T>,
+) {
     if size_of::<T>() == 4 {
-        dispatch::<T, { BYTES / 4 }>(request, gibbs, chunk)
+        dispatch::<T, M, { BYTES / 4 }>(request, gibbs, chunk)
     } else {
-        dispatch::<T, { BYTES / 8 }>(request, gibbs, chunk)
+        dispatch::<T, M, { BYTES / 8 }>(request, gibbs, chunk)
     }
 }
 
-fn dispatch<T: Real, const L: usize>(
+fn dispatch<T: Real, M: Method, const L: usize>(
     request: &Request<'_, T>,
     gibbs: &Gibbs<T>,
     chunk: Chunk<'_, T>,
@@ -29,28 +33,32 @@ fn dispatch<T: Real, const L: usize>(
     {
         if std::arch::is_x86_feature_detected!("avx512f") {
             // SAFETY: the CPU supports AVX-512F, checked just above.
-            return unsafe { avx512::<T, L>(request, gibbs, chunk) };
+            return unsafe { avx512::<T, M, L>(request, gibbs, chunk) };
         }
         if std::arch::is_x86_feature_detected!("avx2") {
             // SAFETY: the CPU supports AVX2, checked just above.
-            return unsafe { avx2::<T, L>(request, gibbs, chunk) };
+            return unsafe { avx2::<T, M, L>(request, gibbs, chunk) };
         }
     }
-    run::<T, L>(request, gibbs, chunk)
+    run::<T, M, L>(request, gibbs, chunk)
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
-fn avx512<T: Real, const L: usize>(
+fn avx512<T: Real, M: Method, const L: usize>(
     request: &Request<'_, T>,
     gibbs: &Gibbs<T>,
     chunk: Chunk<'_, T>,
 ) {
-    run::<T, L>(request, gibbs, chunk)
+    run::<T, M, L>(request, gibbs, chunk)
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-fn avx2<T: Real, const L: usize>(request: &Request<'_, T>, gibbs: &Gibbs<T>, chunk: Chunk<'_, T>) {
-    run::<T, L>(request, gibbs, chunk)
+fn avx2<T: Real, M: Method, const L: usize>(
+    request: &Request<'_, T>,
+    gibbs: &Gibbs<T>,
+    chunk: Chunk<'_, T>,
+) {
+    run::<T, M, L>(request, gibbs, chunk)
 }

@@ -78,6 +78,8 @@ pub enum AccelerationArg {
 struct Measured {
     seconds: f64,
     iterations_mean: f64,
+    /// Median, 90th percentile and maximum of the iterations.
+    iterations_quantiles: [u32; 3],
     converged: usize,
 }
 
@@ -146,8 +148,14 @@ pub fn run(args: &BenchArgs) -> Result<(), CliError> {
     } else {
         let stop = match args.tol {
             Some(tol) => format!(
-                "to tol {tol:e} (cap {}): mean {:.1} iterations, {}/{} converged",
-                args.iters, measured.iterations_mean, measured.converged, args.batch
+                "to tol {tol:e} (cap {}): iterations mean {:.1}, median {}, p90 {}, max {}; {}/{} converged",
+                args.iters,
+                measured.iterations_mean,
+                measured.iterations_quantiles[0],
+                measured.iterations_quantiles[1],
+                measured.iterations_quantiles[2],
+                measured.converged,
+                args.batch
             ),
             None => format!("{} iterations", args.iters),
         };
@@ -213,7 +221,11 @@ fn measure<E: Element>(args: &BenchArgs) -> Result<Measured, CliError> {
     }
     times.sort_by(f64::total_cmp);
     let iterations = &solution.iterations;
+    let mut sorted = iterations.to_vec();
+    sorted.sort_unstable();
+    let quantile = |q: f64| sorted[((sorted.len() - 1) as f64 * q).round() as usize];
     Ok(Measured {
+        iterations_quantiles: [quantile(0.5), quantile(0.9), quantile(1.0)],
         seconds: times[times.len() / 2],
         iterations_mean: iterations.iter().map(|&n| n as f64).sum::<f64>() / args.batch as f64,
         converged: solution.converged(),
