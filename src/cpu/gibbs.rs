@@ -33,7 +33,6 @@
 //! which Rust never introduces by itself), and lanes that finished keep computing harmlessly. So a
 //! problem gets the same bits in any lane, beside any neighbours, on any SIMD width.
 
-
 // Loops index by class and by lane because that is the layout the vectoriser needs to see.
 #![allow(clippy::needless_range_loop)]
 use crate::cost::{CostMatrix, MAX_CLASSES};

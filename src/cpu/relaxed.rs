@@ -25,7 +25,6 @@
 //! below, vectorised across the lanes) and a third matrix-vector product for the check: about
 //! twice the plain path's work per iteration.
 
-
 // Loops index by class and by lane because that is the layout the vectoriser needs to see.
 #![allow(clippy::needless_range_loop)]
 use super::gibbs::{Gibbs, Lanes, exponent, lanewise, pow2, product};
