@@ -101,6 +101,8 @@ __device__ __forceinline__ void load_scaled_cost(const SinkhornParams& p, int n_
 template <int K>
 struct ThreadTeam {
     static constexpr int kSlots = K;
+    // All K classes in one thread's registers: the Gibbs-kernel iteration (gibbs_iterate) applies.
+    static constexpr bool kGibbs = true;
     static constexpr int kStride = (K + 3) / 4 * 4;
     const float* rows;
 
@@ -157,6 +159,7 @@ CIRCOT_UNROLL
 // sum/max/all reduce over the team; row_lse/col_lse are the f/g-update shapes.
 struct WarpTeam {
     static constexpr int kSlots = 1;
+    static constexpr bool kGibbs = false;
     // 32 classes + 4: rows stay 16-byte aligned and the 8 lanes of one LDS.128 phase hit distinct banks.
     static constexpr int kStride = 36;
     const float* rows;
@@ -232,6 +235,134 @@ CIRCOT_UNROLL
         }
     }
 };
+
+// Sinkhorn through the Gibbs kernel G = 2^{-c} (c = C·log2(e)/eps), for a thread that holds all K
+// classes: the separable form of the log-sum-exp, carried as scalings so that the loop has no
+// exponential or logarithm at all (the CPU backend's src/cpu/gibbs.rs, where the derivation is):
+//   f-update: s = G w, q = a / s normalised by the power of two below its max (exponent e), Z = e - W
+//   g-update: t = G^T q, p = beta / t normalised likewise (exponent e'), W = e' - Z
+//   check:    s~ = G w (the next f-update's product); row sums q_i·s~_i·2^{e'}
+//   result:   u = -(log2 s + W) (s and W of the last f-update), v = -(log2 t + Z), in log2 units.
+// Per iteration: 2K^2 FFMA, 2K MUFU.RCP (__fdividef) and O(K) FMUL/FMNMX, against 2K^2 MUFU.EX2 for
+// the log-sum-exp form. Exact to rounding while 2^{-max c} is a normal float with a wide margin:
+// max C/eps <= kGibbsMaxCostOverEps (then every s_i, t_j >= 2^{-max c} > 2^-73, and a term that
+// underflows weighs below 2^-53 of its sum); beyond it solve() keeps the log-sum-exp form.
+constexpr float kGibbsMaxCostOverEps = 50.f;
+
+__host__ __device__ __forceinline__ int exponent_of(float x) {  // floor(log2 x) for a normal x > 0
+#ifdef __CUDACC__
+    const int bits = __float_as_int(x);
+#else
+    int bits;
+    memcpy(&bits, &x, sizeof bits);
+#endif
+    return ((bits >> 23) & 0xff) - 127;
+}
+__host__ __device__ __forceinline__ float octave(int e) { return __int_as_float((e + 127) << 23); }  // 2^e
+
+// Runs the iteration from the first f-update's input beta∘V0 = 2^start (start = lb + v0, log2 units)
+// until the error is <= tol or max_iters; writes u, v (log2 units) and err, returns the iterations.
+template <int K>
+__host__ __device__ __forceinline__ int gibbs_iterate(const ThreadTeam<K>& t, const SinkhornParams& p,
+                                                     const float (&a)[K], const float (&bt)[K],
+                                                     const float (&start)[K], float (&u)[K], float (&v)[K],
+                                                     float& err) {
+    float g[K][K];
+CIRCOT_UNROLL
+    for (int i = 0; i < K; ++i) {
+CIRCOT_UNROLL
+        for (int j = 0; j < K; ++j) g[i][j] = ex2(-t.cost(i, j));
+    }
+    // beta∘V = w·2^W with W an integer near max(start), so that w stays in range.
+    float top = start[0];
+CIRCOT_UNROLL
+    for (int j = 1; j < K; ++j) top = fmaxf(top, start[j]);
+    int W = static_cast<int>(floorf(top));
+    float w[K], s[K], s_prev[K], q[K], tt[K];
+CIRCOT_UNROLL
+    for (int j = 0; j < K; ++j) w[j] = ex2(start[j] - static_cast<float>(W));
+CIRCOT_UNROLL
+    for (int i = 0; i < K; ++i) {
+        float acc = 0.f;
+CIRCOT_UNROLL
+        for (int j = 0; j < K; ++j) acc = fmaf(g[i][j], w[j], acc);
+        s[i] = acc;
+    }
+    int it, W_prev = W, Z = 0;
+    for (it = 1;; ++it) {
+        // f-update
+        float top_q = 0.f;
+CIRCOT_UNROLL
+        for (int i = 0; i < K; ++i) {
+            q[i] = __fdividef(a[i], s[i]);
+            top_q = fmaxf(top_q, q[i]);
+        }
+        const int e = exponent_of(top_q);
+        const float down_q = octave(-e);
+CIRCOT_UNROLL
+        for (int i = 0; i < K; ++i) q[i] *= down_q;
+        Z = e - W;
+        // g-update
+        float top_p = 0.f;
+CIRCOT_UNROLL
+        for (int j = 0; j < K; ++j) {
+            float acc = 0.f;
+CIRCOT_UNROLL
+            for (int i = 0; i < K; ++i) acc = fmaf(g[i][j], q[i], acc);
+            tt[j] = acc;
+            w[j] = __fdividef(bt[j], acc);
+            top_p = fmaxf(top_p, w[j]);
+        }
+        const int e_new = exponent_of(top_p);
+        const float down_p = octave(-e_new);
+CIRCOT_UNROLL
+        for (int j = 0; j < K; ++j) w[j] *= down_p;
+        W_prev = W;
+        W = e_new - Z;
+        // check, with the next f-update's product
+        const float up = octave(e_new);
+        err = 0.f;
+CIRCOT_UNROLL
+        for (int i = 0; i < K; ++i) {
+            s_prev[i] = s[i];
+            float acc = 0.f;
+CIRCOT_UNROLL
+            for (int j = 0; j < K; ++j) acc = fmaf(g[i][j], w[j], acc);
+            s[i] = acc;
+            err += fabsf(q[i] * acc * up - a[i]);
+        }
+        if (err <= p.tol || it >= p.max_iters) break;
+    }
+CIRCOT_UNROLL
+    for (int i = 0; i < K; ++i) {
+        u[i] = -(lg2(s_prev[i]) + static_cast<float>(W_prev));
+        v[i] = -(lg2(tt[i]) + static_cast<float>(Z));
+    }
+    return it;
+}
+
+// The Gibbs-kernel iteration where it applies (a thread team, max C/eps within the bound); returns
+// false where the log-sum-exp form must run instead.
+template <class Team>
+__host__ __device__ __forceinline__ bool try_gibbs(const Team& t, const SinkhornParams& p, const float (&a)[Team::kSlots],
+                                                  const float (&bt)[Team::kSlots], const float (&start)[Team::kSlots],
+                                                  float (&u)[Team::kSlots], float (&v)[Team::kSlots], float& err,
+                                                  int& it) {
+    if constexpr (Team::kGibbs) {
+        constexpr int K = Team::kSlots;
+        float max_c = 0.f;
+CIRCOT_UNROLL
+        for (int i = 0; i < K; ++i) {
+CIRCOT_UNROLL
+            for (int j = 0; j < K; ++j) max_c = fmaxf(max_c, t.cost(i, j));
+        }
+        if (!(max_c <= kGibbsMaxCostOverEps * kLog2e)) return false;
+        it = gibbs_iterate(t, p, a, bt, start, u, v, err);
+        return true;
+    } else {
+        return false;
+    }
+}
 
 // sum over the team's valid slots of f(s).
 template <class Team, class F>
@@ -353,30 +484,30 @@ CIRCOT_UNROLL
         it = 1;
         err = 0.f;
     } else {
-        // u = Tf(g0) (g0 = 0 or the warm start); then g-update, and the next f-update doubles as the convergence check: the row
-        // sums of the plan are a_i·2^(u_i - u'_i), so the L1 error needs no extra exponentials.
-        float un[S];
-        if (p.init_g) {
-            // Warm start: the first f-update from the given g instead of g = 0.
-            const float to_units = __fdividef(kLog2e, p.eps);
+        // The first f-update's input, lb + g0 in log2 units (g0 = 0 or the warm start).
+        float start[S];
+        const float to_units = __fdividef(kLog2e, p.eps);
 CIRCOT_UNROLL
-            for (int s = 0; s < S; ++s) w[s] = t.valid(s) ? lb[s] + load<T>(p.init_g, b * K + t.cls(s)) * to_units : lb[s];
-            t.row_lse(w, u);
-        } else {
-            t.row_lse(lb, u);
-        }
-        for (it = 1;; ++it) {
+        for (int s = 0; s < S; ++s) start[s] = p.init_g && t.valid(s) ? lb[s] + load<T>(p.init_g, b * K + t.cls(s)) * to_units : lb[s];
+        if (!try_gibbs(t, p, a, bt, start, u, v, err, it)) {
+            // Log-sum-exp form. u = Tf(g0); then g-update, and the next f-update doubles as the
+            // convergence check: the row sums of the plan are a_i·2^(u_i - u'_i), so the L1 error needs
+            // no extra exponentials.
+            float un[S];
+            t.row_lse(start, u);
+            for (it = 1;; ++it) {
 CIRCOT_UNROLL
-            for (int s = 0; s < S; ++s) w[s] = la[s] + u[s];
-            t.col_lse(w, v);
+                for (int s = 0; s < S; ++s) w[s] = la[s] + u[s];
+                t.col_lse(w, v);
 CIRCOT_UNROLL
-            for (int s = 0; s < S; ++s) w[s] = lb[s] + v[s];
-            t.row_lse(w, un);
-            // a > 0 guard: a zero-mass row may have 2^(u - u') overflow, and 0·inf is NaN.
-            err = team_sum(t, [&](int s) { return a[s] > 0.f ? a[s] * fabsf(expm1f((u[s] - un[s]) * kLn2)) : 0.f; });
-            if (t.all(err <= p.tol || it >= p.max_iters)) break;  // err is warp-uniform: see sum
+                for (int s = 0; s < S; ++s) w[s] = lb[s] + v[s];
+                t.row_lse(w, un);
+                // a > 0 guard: a zero-mass row may have 2^(u - u') overflow, and 0·inf is NaN.
+                err = team_sum(t, [&](int s) { return a[s] > 0.f ? a[s] * fabsf(expm1f((u[s] - un[s]) * kLn2)) : 0.f; });
+                if (t.all(err <= p.tol || it >= p.max_iters)) break;  // err is warp-uniform: see sum
 CIRCOT_UNROLL
-            for (int s = 0; s < S; ++s) u[s] = un[s];
+                for (int s = 0; s < S; ++s) u[s] = un[s];
+            }
         }
     }
 

@@ -36,6 +36,9 @@ pub struct KernelCounts {
     pub arch: String,
     /// The entry point.
     pub kernel: String,
+    /// Which iteration loop: `gibbs` (the Gibbs-kernel form, used while max C/ε ≤ 50) or `lse`
+    /// (the log-sum-exp form, used beyond).
+    pub form: String,
     /// Classes.
     pub classes: usize,
     /// Lane-instructions per problem-iteration, per pipe in the order of [`PIPES`].
@@ -89,6 +92,7 @@ pub fn parse(text: &str) -> Vec<KernelCounts> {
             Some(KernelCounts {
                 arch,
                 kernel,
+                form: fields.get("form").unwrap_or(&"lse").to_string(),
                 classes: num("k")? as usize,
                 per_pipe,
                 total: num("total")?,
@@ -105,8 +109,8 @@ pub fn render(model: &[KernelCounts]) -> String {
          SHFL 32, LSU 32, issue 128)\n\n",
     );
     out.push_str(
-        "| kernel | K | MUFU | FP32 | ALU | SHFL | LSU | other | total | binding | problem-it/s | problems/s at 100 it |\n\
-         |---|---|---|---|---|---|---|---|---|---|---|---|\n",
+        "| kernel | loop | K | MUFU | FP32 | ALU | SHFL | LSU | other | total | binding | problem-it/s | problems/s at 100 it |\n\
+         |---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
     );
     for m in model {
         let (pipe, bound) = m.bound();
