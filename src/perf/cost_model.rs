@@ -116,9 +116,10 @@ pub fn render(model: &[KernelCounts]) -> String {
         let (pipe, bound) = m.bound();
         let p = &m.per_pipe;
         out.push_str(&format!(
-            "| {} ({}) | {} | {} | {} | {} | {} | {} | {} | {} | {pipe} | {:.3e} | {:.3e} |\n",
+            "| {} ({}) | {} | {} | {} | {} | {} | {} | {} | {} | {} | {pipe} | {:.3e} | {:.3e} |\n",
             m.kernel,
             m.arch,
+            m.form,
             m.classes,
             p[0],
             p[1],
