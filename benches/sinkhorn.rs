@@ -55,6 +55,9 @@ fn backends(c: &mut Criterion) {
     run::<f64>(c, Backend::Reference, "reference", 4096);
     run::<f64>(c, Backend::Cpu, "cpu", usize::MAX);
     run::<f32>(c, Backend::Cpu, "cpu", usize::MAX);
+    // Half-precision data on the CPU: converted to f32, solved, rounded back.
+    run::<half::f16>(c, Backend::Cpu, "cpu", usize::MAX);
+    run::<half::bf16>(c, Backend::Cpu, "cpu", usize::MAX);
     match circot::cuda::availability() {
         Ok(()) => {
             run::<f32>(c, Backend::Cuda, "cuda", usize::MAX);
