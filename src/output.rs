@@ -167,31 +167,46 @@ pub(crate) struct Converged<'a, T> {
     pub marginal_error: T,
 }
 
-/// Writes one problem's outputs from its final potentials.
+/// Writes one problem's outputs from its final potentials, computing the plan (`K²`
+/// exponentials) for the transport cost.
 pub(crate) fn finish<T: Real>(
     cost: &[T],
     eps: T,
     convention: Convention,
     rows: &ProblemRows<T>,
     state: Converged<'_, T>,
-    out: ProblemOut<'_, T>,
+    mut out: ProblemOut<'_, T>,
 ) {
     let k = rows.k;
-    let (a, log_a, beta, log_beta) = (rows.a(), rows.log_a(), rows.beta(), rows.log_beta());
+    let (log_a, log_beta) = (rows.log_a(), rows.log_beta());
     let (f, g) = (state.f, state.g);
-
     let mut transport_cost = T::zero();
-    let mut plan = out.plan;
     for i in 0..k {
         for j in 0..k {
             let c = cost[i * k + j];
             let p = (log_a[i] + log_beta[j] + (f[i] + g[j] - c) / eps).exp();
             transport_cost = transport_cost + p * c;
-            if let Some(plan) = plan.as_deref_mut() {
+            if let Some(plan) = out.plan.as_deref_mut() {
                 plan[i * k + j] = p;
             }
         }
     }
+    write_from_potentials(convention, eps, rows, transport_cost, state, out);
+}
+
+/// Writes everything but the plan from the final potentials and the transport cost: the loss in
+/// `convention`, the gradients, the shifted potentials, iterations and error.
+pub(crate) fn write_from_potentials<T: Real>(
+    convention: Convention,
+    eps: T,
+    rows: &ProblemRows<T>,
+    transport_cost: T,
+    state: Converged<'_, T>,
+    out: ProblemOut<'_, T>,
+) {
+    let k = rows.k;
+    let (a, log_a, beta, log_beta) = (rows.a(), rows.log_a(), rows.beta(), rows.log_beta());
+    let (f, g) = (state.f, state.g);
 
     // After a g-update the dual value is exactly ⟨f,a⟩ + ⟨g,β⟩ (the exp term sums to Σβ = 1).
     let dot = |x: &[T], w: &[T]| x.iter().zip(w).map(|(&x, &w)| x * w).sum::<T>();

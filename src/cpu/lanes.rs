@@ -10,8 +10,8 @@ use super::simd;
 use crate::cost::MAX_CLASSES;
 use crate::lse::lse;
 use crate::onehot::one_hot_potentials;
-use crate::output::{Chunk, Converged, Outputs, ProblemOut, finish};
-use crate::problem::{Acceleration, Convention, Executed, Request, Solution, Source, Target};
+use crate::output::{Chunk, Converged, Outputs, ProblemOut, finish, write_from_potentials};
+use crate::problem::{Acceleration, Executed, Request, Solution, Source, Target};
 use crate::real::Real;
 use crate::rows::ProblemRows;
 
@@ -268,71 +268,21 @@ fn write<T: Real, const L: usize>(
     if let Some(plan) = out.plan.as_deref_mut() {
         block.plan(gibbs, lane, plan);
     }
+    // The plan came from the scalings above; the rest is the contract of `output::finish`.
     let transport_cost = block.transport_cost(gibbs, lane);
-    let convention = request.options.convention;
-    write_outputs(
-        convention,
+    let (iterations, marginal_error) = state;
+    let state = Converged {
+        f: &f[..k],
+        g: &g[..k],
+        iterations,
+        marginal_error,
+    };
+    write_from_potentials(
+        request.options.convention,
         gibbs.eps,
         rows,
-        (&f[..k], &g[..k]),
         transport_cost,
         state,
         out,
     );
-}
-
-/// One problem's outputs from its potentials (the contract of `output::finish`, which would
-/// compute the plan with `K²` exponentials; here it comes from the scalings).
-fn write_outputs<T: Real>(
-    convention: Convention,
-    eps: T,
-    rows: &ProblemRows<T>,
-    (f, g): (&[T], &[T]),
-    transport_cost: T,
-    (iterations, marginal_error): (u32, T),
-    out: ProblemOut<'_, T>,
-) {
-    let k = rows.k;
-    let (a, log_a, beta, log_beta) = (rows.a(), rows.log_a(), rows.beta(), rows.log_beta());
-    // After a g-update the dual value is exactly ⟨f,a⟩ + ⟨g,β⟩.
-    let dot = |x: &[T], w: &[T]| x.iter().zip(w).map(|(&x, &w)| x * w).sum::<T>();
-    let mut loss = dot(f, a) + dot(g, beta);
-    let mut v = [T::zero(); MAX_CLASSES];
-    v[..k].copy_from_slice(f);
-    if convention == Convention::Entropy {
-        loss = loss - eps * (entropy(a, log_a) + entropy(beta, log_beta));
-        for i in 0..k {
-            v[i] = v[i] + eps * log_a[i];
-        }
-    }
-    let v = &v[..k];
-    let kt = T::from_f64(k as f64);
-    let mean_v = v.iter().copied().sum::<T>() / kt;
-    for (grad, &vi) in out.grad_source.iter_mut().zip(v) {
-        *grad = vi - mean_v;
-    }
-    if let Some(grad_logits) = out.grad_logits {
-        let av = dot(a, v);
-        for i in 0..k {
-            grad_logits[i] = a[i] * (v[i] - av);
-        }
-    }
-    let shift = (g.iter().copied().sum::<T>() - f.iter().copied().sum::<T>()) / (kt + kt);
-    for i in 0..k {
-        out.f[i] = f[i] + shift;
-        out.g[i] = g[i] - shift;
-    }
-    *out.loss = loss;
-    *out.transport_cost = transport_cost;
-    *out.iterations = iterations;
-    *out.marginal_error = marginal_error;
-}
-
-/// `H(x) = −Σ x log x`, with `0·log 0 = 0`.
-fn entropy<T: Real>(x: &[T], log_x: &[T]) -> T {
-    x.iter()
-        .zip(log_x)
-        .filter(|(x, _)| **x > T::zero())
-        .map(|(&x, &lx)| -x * lx)
-        .sum()
 }
