@@ -26,6 +26,7 @@ use circot::affect::au::{AFFWILD2_AUS, restrict};
 use circot::degeneracy::{DegeneracyOptions, analyse};
 use circot::loss::{Batch, Reduction, SinkhornLoss};
 use circot::metrics::{ConfusionMatrix, QUADRANT_CENTRAL_RADIUS, affective_errors};
+use circot::perf::rng::SplitMix64;
 use circot::stats::{Alternative, PairedOptions, TestResult, sign_flip, wilcoxon};
 use circot::{Backend, CostKind, CostMatrix, Preset, Source, Target};
 use ndarray::{Array1, Array2, Axis, s};
@@ -45,41 +46,24 @@ const SHARES: [f64; 8] = [0.20, 0.30, 0.10, 0.08, 0.06, 0.06, 0.17, 0.03];
 const ANGER: usize = 6;
 const CONTEMPT: usize = 7;
 
-/// splitmix64 and Box-Muller: seeded, dependency-free.
-struct Rng(u64);
-
-impl Rng {
-    fn uniform(&mut self) -> f64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        ((z ^ (z >> 31)) >> 11) as f64 / (1u64 << 53) as f64
-    }
-
-    fn normal(&mut self) -> f64 {
-        let (u1, u2) = (1.0 - self.uniform(), self.uniform());
-        (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
-    }
-
-    fn class(&mut self) -> usize {
-        let mut u = self.uniform();
-        for (class, share) in SHARES.iter().enumerate() {
-            if u < *share {
-                return class;
-            }
-            u -= share;
-        }
-        SHARES.len() - 1
-    }
-}
-
 /// Features: 2 valence-arousal dimensions (the class's circumplex position, noisy), 12 noisy
 /// indicators of the class's Aff-Wild2 AUs (EMFACS prototypes), and 6 nuisance dimensions.
-fn dataset(rng: &mut Rng, n: usize, classes: &ClassSet) -> (Array2<f64>, Array1<i64>) {
+/// A class drawn with the synthetic data's class shares.
+fn class(rng: &mut SplitMix64) -> usize {
+    let mut u = rng.uniform();
+    for (class, share) in SHARES.iter().enumerate() {
+        if u < *share {
+            return class;
+        }
+        u -= share;
+    }
+    SHARES.len() - 1
+}
+
+fn dataset(rng: &mut SplitMix64, n: usize, classes: &ClassSet) -> (Array2<f64>, Array1<i64>) {
     let positions = classes.positions();
     let prototypes = classes.restricted_action_units(&AFFWILD2_AUS);
-    let labels = Array1::from_shape_fn(n, |_| rng.class() as i64);
+    let labels = Array1::from_shape_fn(n, |_| class(rng) as i64);
     let x = Array2::from_shape_fn((n, 20), |(i, f)| {
         let c = labels[i] as usize;
         let (v, a) = positions[c].unwrap_or((0.0, 0.0));
@@ -120,7 +104,7 @@ struct Outcome {
 /// Trains softmax regression with CE (+ λ·OT under `cost`) by minibatch SGD with momentum.
 fn train_and_test(seed: u64, ot_cost: Option<&CostMatrix>, eval_cost: &CostMatrix) -> Outcome {
     let classes = ClassSet::preset(Preset::AffectNet8);
-    let mut rng = Rng(seed);
+    let mut rng = SplitMix64::new(seed);
     let (x, y) = dataset(&mut rng, TRAIN, &classes);
     let (x_test, y_test) = dataset(&mut rng, TEST, &classes);
     let (d, k) = (x.ncols(), classes.len());

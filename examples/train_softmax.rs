@@ -8,6 +8,7 @@
 //! for the OT term to price.
 
 use circot::loss::{Batch, Reduction, SinkhornLoss};
+use circot::perf::rng::SplitMix64;
 use circot::{Backend, CostKind, CostMatrix, Preset, Source, Target};
 use ndarray::{Array1, Array2, Axis};
 
@@ -19,39 +20,21 @@ const STEPS: usize = 300;
 const LEARNING_RATE: f32 = 0.5;
 const LAMBDA: f32 = 0.5;
 
-/// splitmix64 and Box-Muller: seeded, dependency-free.
-struct Rng(u64);
-
-impl Rng {
-    fn uniform(&mut self) -> f64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        ((z ^ (z >> 31)) >> 11) as f64 / (1u64 << 53) as f64
-    }
-
-    fn normal(&mut self) -> f32 {
-        let (u1, u2) = (1.0 - self.uniform(), self.uniform());
-        ((-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()) as f32
-    }
-}
-
 /// Class means: the first two features are the class's circumplex position (scaled), the rest
 /// random, so circumplex neighbours overlap.
-fn dataset(rng: &mut Rng) -> (Array2<f32>, Array1<i64>) {
+fn dataset(rng: &mut SplitMix64) -> (Array2<f32>, Array1<i64>) {
     let positions = Preset::AffectNet8.positions();
     let means = Array2::from_shape_fn((CLASSES, FEATURES), |(c, f)| {
         let (v, a) = positions[c].unwrap_or((0.0, 0.0));
         match f {
             0 => 2.5 * v as f32,
             1 => 2.5 * a as f32,
-            _ => 0.3 * rng.normal(),
+            _ => 0.3 * rng.normal() as f32,
         }
     });
-    let labels = Array1::from_shape_fn(SAMPLES, |_| (rng.uniform() * CLASSES as f64) as i64);
+    let labels = Array1::from_shape_fn(SAMPLES, |_| rng.below(CLASSES as u64) as i64);
     let x = Array2::from_shape_fn((SAMPLES, FEATURES), |(i, f)| {
-        means[[labels[i] as usize, f]] + 0.8 * rng.normal()
+        means[[labels[i] as usize, f]] + 0.8 * rng.normal() as f32
     });
     (x, labels)
 }
@@ -72,7 +55,7 @@ fn argmax(row: &[f32]) -> usize {
 }
 
 fn main() -> Result<(), circot::Error> {
-    let mut rng = Rng(7);
+    let mut rng = SplitMix64::new(7);
     let (x, y) = dataset(&mut rng);
     let cost = CostMatrix::preset(Preset::AffectNet8, CostKind::Circumplex);
     let mut ot = SinkhornLoss::<f32>::new(cost, 0.05)

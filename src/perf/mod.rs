@@ -2,4 +2,5 @@
 //! `shared/peers/` solves) and the GPU cost model read from the kernels' SASS.
 
 pub mod cost_model;
+pub mod rng;
 pub mod workload;

@@ -8,6 +8,7 @@
 
 use ndarray::{Array1, Array2};
 
+use super::rng::SplitMix64;
 use crate::cost::CostMatrix;
 
 /// Label smoothing of the peers' targets.
@@ -41,38 +42,8 @@ pub fn circle_cost(k: usize) -> CostMatrix {
 
 /// `make_batch(B, K, seed)`: a deterministic batch of B problems with K classes.
 pub fn make_batch(b: usize, k: usize, seed: u64) -> Batch {
-    let mut rng = SplitMix64(seed ^ 0x5eed_c1c0_7000_0000);
-    let mut spare = None;
-    let logits = Array2::from_shape_fn((b, k), |_| 2.0 * rng.normal(&mut spare));
-    let labels = Array1::from_shape_fn(b, |_| (rng.next() % k as u64) as i64);
+    let mut rng = SplitMix64::new(seed ^ 0x5eed_c1c0_7000_0000);
+    let logits = Array2::from_shape_fn((b, k), |_| 2.0 * rng.normal());
+    let labels = Array1::from_shape_fn(b, |_| rng.below(k as u64) as i64);
     Batch { logits, labels }
-}
-
-struct SplitMix64(u64);
-
-impl SplitMix64 {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in (0, 1].
-    fn uniform(&mut self) -> f64 {
-        ((self.next() >> 11) + 1) as f64 / (1u64 << 53) as f64
-    }
-
-    /// Standard normal, Box-Muller, both values of each pair used.
-    fn normal(&mut self, spare: &mut Option<f64>) -> f64 {
-        if let Some(x) = spare.take() {
-            return x;
-        }
-        let (u1, u2) = (self.uniform(), self.uniform());
-        let r = (-2.0 * u1.ln()).sqrt();
-        let t = std::f64::consts::TAU * u2;
-        *spare = Some(r * t.sin());
-        r * t.cos()
-    }
 }

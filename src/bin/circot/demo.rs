@@ -9,7 +9,7 @@ use circot::{
 use ndarray::{Array2, s};
 
 use crate::error::CliError;
-use crate::rng::SplitMix64;
+use circot::perf::rng::SplitMix64;
 
 const BATCH: usize = 4096;
 /// Problems re-solved on the reference backend (it is slow and single-threaded).

@@ -8,7 +8,6 @@ mod demo;
 mod error;
 mod eval_cmd;
 mod npy_io;
-mod rng;
 mod solve_cmd;
 mod stats_cmd;
 

@@ -1,15 +1,29 @@
-//! A tiny deterministic generator for the demo (splitmix64 + Box-Muller): the same batch on every
-//! machine, without a `rand` dependency in the binary.
+//! A tiny deterministic generator (splitmix64 + Box-Muller): the same numbers on every machine,
+//! without a `rand` dependency, for the benchmark workload, the demo and the examples.
 
+/// splitmix64 (Steele, Lea & Flood 2014), with uniform and normal draws on top.
+#[derive(Debug, Clone)]
 pub struct SplitMix64 {
     state: u64,
+    /// The second value of the last Box-Muller pair, used by the next `normal`.
+    spare: Option<f64>,
 }
 
 impl SplitMix64 {
+    /// A generator seeded with `seed`.
+    ///
+    /// ```
+    /// let mut rng = circot::perf::rng::SplitMix64::new(7);
+    /// assert!(rng.uniform() > 0.0 && rng.below(8) < 8);
+    /// ```
     pub fn new(seed: u64) -> Self {
-        SplitMix64 { state: seed }
+        SplitMix64 {
+            state: seed,
+            spare: None,
+        }
     }
 
+    /// The next 64 random bits.
     pub fn next_u64(&mut self) -> u64 {
         self.state = self.state.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = self.state;
@@ -23,10 +37,16 @@ impl SplitMix64 {
         ((self.next_u64() >> 11) + 1) as f64 / (1u64 << 53) as f64
     }
 
-    /// Standard normal (Box-Muller; the second value of each pair is dropped for simplicity).
+    /// Standard normal (Box-Muller; both values of each pair are used).
     pub fn normal(&mut self) -> f64 {
+        if let Some(x) = self.spare.take() {
+            return x;
+        }
         let (u1, u2) = (self.uniform(), self.uniform());
-        (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
+        let r = (-2.0 * u1.ln()).sqrt();
+        let t = std::f64::consts::TAU * u2;
+        self.spare = Some(r * t.sin());
+        r * t.cos()
     }
 
     /// Uniform in `0..n` (the modulo bias is negligible for small n).
