@@ -5,9 +5,10 @@
 //! problem's conditioning: `floor = K · (max C / ε) · u` is the relative rounding level of the
 //! scaled potentials `f/ε` (the same floor the library applies to its default tolerance).
 
-use std::ffi::OsStr;
+mod common;
+
+use common::cli::{fail, succeed, text};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
 use circot::{Backend, CostKind, CostMatrix, Preset, SolveOptions, Source, Target};
 use ndarray::{Array1, Array2, ArrayD, Ix1, Ix2};
@@ -15,64 +16,11 @@ use ndarray_npy::{ReadNpyExt, WritableElement, write_npy};
 use serde_json::Value;
 use tempfile::TempDir;
 
-const CIRCOT: &str = env!("CARGO_BIN_EXE_circot");
 /// The repository's copy of `shared/refs/cases.json` (see tests/refs_copy.rs).
 const CASES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/cases.json");
 
 // ---------------------------------------------------------------------------------------------
 // Running the binary and reading what it wrote.
-
-fn circot<S: AsRef<OsStr>>(args: &[S]) -> Output {
-    Command::new(CIRCOT)
-        .args(args)
-        .output()
-        .expect("the circot binary runs")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-/// Asserts exit 0 and returns stdout.
-fn succeed<S: AsRef<OsStr> + std::fmt::Debug>(args: &[S]) -> String {
-    let out = circot(args);
-    assert!(
-        out.status.success(),
-        "circot {args:?} failed with {:?}\nstdout: {}\nstderr: {}",
-        out.status.code(),
-        text(&out.stdout),
-        text(&out.stderr)
-    );
-    text(&out.stdout)
-}
-
-/// Asserts the error contract: exit 2, exactly one stderr line, starting `circot: error: ` and
-/// containing `needle`; returns that line.
-fn fail<S: AsRef<OsStr> + std::fmt::Debug>(args: &[S], needle: &str) -> String {
-    let out = circot(args);
-    let stderr = text(&out.stderr);
-    assert_eq!(
-        out.status.code(),
-        Some(2),
-        "circot {args:?} should exit 2; stderr: {stderr}"
-    );
-    let lines: Vec<&str> = stderr.lines().collect();
-    assert_eq!(
-        lines.len(),
-        1,
-        "circot {args:?}: want one stderr line, got {stderr:?}"
-    );
-    assert!(
-        lines[0].starts_with("circot: error: "),
-        "circot {args:?}: {stderr:?}"
-    );
-    assert!(
-        lines[0].contains(needle),
-        "circot {args:?}: {:?} does not mention {needle:?}",
-        lines[0]
-    );
-    lines[0].to_string()
-}
 
 /// A float output in f64, checking that it was written in the solve dtype.
 fn read_floats(path: &Path, dtype: &str) -> ArrayD<f64> {
@@ -848,7 +796,7 @@ fn cost_prints_and_writes_every_preset() {
 #[test]
 fn cost_without_out_only_prints() {
     let tmp = TempDir::new().unwrap();
-    let out = Command::new(CIRCOT)
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_circot"))
         .args(["cost", "--preset", "affectnet8", "--kind", "circumplex"])
         .current_dir(tmp.path())
         .output()

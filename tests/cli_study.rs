@@ -1,9 +1,10 @@
 //! End-to-end tests of the study's subcommands (`circot cost` extensions, `eval`, `stats`): .npy
 //! files in a temp dir, the built executable, exit status, stdout/stderr and written files.
 
-use std::ffi::OsStr;
+mod common;
+
+use common::cli::{fail, succeed};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
 use circot::affect::ClassSet;
 use circot::affect::au::AFFWILD2_AUS;
@@ -12,40 +13,6 @@ use ndarray::{Array2, array};
 use ndarray_npy::{ReadNpyExt, WritableElement, write_npy};
 use serde_json::Value;
 use tempfile::TempDir;
-
-const CIRCOT: &str = env!("CARGO_BIN_EXE_circot");
-
-fn circot<S: AsRef<OsStr>>(args: &[S]) -> Output {
-    Command::new(CIRCOT)
-        .args(args)
-        .output()
-        .expect("the circot binary runs")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-fn succeed<S: AsRef<OsStr> + std::fmt::Debug>(args: &[S]) -> String {
-    let out = circot(args);
-    assert!(
-        out.status.success(),
-        "circot {args:?} failed: {}",
-        text(&out.stderr)
-    );
-    text(&out.stdout)
-}
-
-/// Exit 2 and exactly one stderr line `circot: error: …` containing `needle`.
-fn fail<S: AsRef<OsStr> + std::fmt::Debug>(args: &[S], needle: &str) {
-    let out = circot(args);
-    let stderr = text(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "circot {args:?}: {stderr}");
-    let lines: Vec<&str> = stderr.lines().collect();
-    assert_eq!(lines.len(), 1, "circot {args:?}: {stderr:?}");
-    assert!(lines[0].starts_with("circot: error: "), "{stderr:?}");
-    assert!(lines[0].contains(needle), "{:?} lacks {needle:?}", lines[0]);
-}
 
 fn json(stdout: &str) -> Value {
     serde_json::from_str(stdout.trim()).expect("one JSON object")

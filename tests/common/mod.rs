@@ -2,6 +2,8 @@
 //! batches, and tolerances in units of machine epsilon.
 #![allow(dead_code)] // each test binary uses its own subset
 
+pub mod cli;
+
 use ndarray::{Array1, Array2};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
