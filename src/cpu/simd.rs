@@ -62,3 +62,92 @@ fn avx2<T: Real, M: Method, const L: usize>(
 ) {
     run::<T, M, L>(request, gibbs, chunk)
 }
+
+/// Every instruction-set build of the lane loop computes the same bits: checked here on the
+/// builds this CPU can run (all three on a machine with AVX-512).
+#[cfg(all(test, target_arch = "x86_64"))]
+mod tests {
+    use super::*;
+    use crate::output::Outputs;
+    use crate::perf::workload::{SMOOTHING, circle_cost, make_batch};
+    use crate::problem::{Executed, SolveOptions, Source, Target};
+
+    #[derive(Debug, Clone, Copy)]
+    enum Build {
+        Baseline,
+        Avx2,
+        Avx512,
+    }
+
+    /// The bits of every output of a batch solved with one build of the loop, or `None` when
+    /// this CPU cannot run that build.
+    fn bits<T: Real, const L: usize>(build: Build) -> Option<Vec<u64>> {
+        let available = match build {
+            Build::Baseline => true,
+            Build::Avx2 => std::arch::is_x86_feature_detected!("avx2"),
+            Build::Avx512 => std::arch::is_x86_feature_detected!("avx512f"),
+        };
+        if !available {
+            eprintln!("{build:?} not available on this CPU: not compared");
+            return None;
+        }
+        let cost = circle_cost(8);
+        let workload = make_batch(97, 8, 3);
+        let logits = workload.logits.mapv(T::from_f64);
+        let options = SolveOptions::new(0.05 * cost.max()).with_plan(true);
+        let request = Request {
+            cost: &cost,
+            source: Source::Logits(logits.view()),
+            target: Target::Labels {
+                labels: workload.labels.view(),
+                smoothing: SMOOTHING,
+            },
+            options: &options,
+            init_g: None,
+        };
+        let gibbs = Gibbs::<T>::new(&cost, &options);
+        let mut outputs = Outputs::<T>::new(97, 8, true, true);
+        for chunk in outputs.chunks(32) {
+            match build {
+                Build::Baseline => run::<T, crate::cpu::lanes::Plain, L>(&request, &gibbs, chunk),
+                // SAFETY: the CPU supports AVX2, checked above.
+                Build::Avx2 => unsafe {
+                    avx2::<T, crate::cpu::lanes::Plain, L>(&request, &gibbs, chunk)
+                },
+                // SAFETY: the CPU supports AVX-512F, checked above.
+                Build::Avx512 => unsafe {
+                    avx512::<T, crate::cpu::lanes::Plain, L>(&request, &gibbs, chunk)
+                },
+            }
+        }
+        let s = outputs.into_solution(Executed::Cpu, 0.0);
+        let all = s
+            .loss
+            .iter()
+            .chain(&s.f)
+            .chain(&s.g)
+            .chain(s.grad_logits.as_ref().unwrap());
+        let plan = s.plan.as_ref().unwrap().iter();
+        Some(all.chain(plan).map(|x| x.as_f64().to_bits()).collect())
+    }
+
+    #[test]
+    fn every_instruction_set_gives_the_same_bits() {
+        let f32_base = bits::<f32, 16>(Build::Baseline).unwrap();
+        let f64_base = bits::<f64, 8>(Build::Baseline).unwrap();
+        for build in [Build::Avx2, Build::Avx512] {
+            if let Some(b) = bits::<f32, 16>(build) {
+                assert!(
+                    b == f32_base,
+                    "f32 {build:?} differs from the baseline build"
+                );
+            }
+            if let Some(b) = bits::<f64, 8>(build) {
+                assert!(
+                    b == f64_base,
+                    "f64 {build:?} differs from the baseline build"
+                );
+            }
+        }
+    }
+}
