@@ -5,15 +5,13 @@
 
 mod common;
 
+use common::asymmetric as cost;
+
 use circot::{
     Acceleration, Backend, CostMatrix, Element, Real, Solution, SolveOptions, Source, Target, solve,
 };
-use common::{asymmetric_cost, distributions, labels, logits, max_abs_diff, unit};
+use common::{distributions, labels, logits, max_abs_diff, unit};
 use ndarray::s;
-
-fn cost(k: usize, seed: u64) -> CostMatrix {
-    CostMatrix::new(asymmetric_cost(k, seed).view()).unwrap()
-}
 
 fn relaxed(options: &SolveOptions) -> SolveOptions {
     options.clone().acceleration(Acceleration::OverRelaxation)

@@ -4,16 +4,14 @@
 
 mod common;
 
+use common::asymmetric as cost;
+
 use circot::{
     Backend, Convention, CostMatrix, Element, Real, Solution, SolveOptions, Source, Target, solve,
     solve_warm,
 };
-use common::{asymmetric_cost, distributions, labels, logits, max_abs_diff, unit};
+use common::{distributions, labels, logits, max_abs_diff, unit};
 use ndarray::{Array2, Axis, s};
-
-fn cost(k: usize, seed: u64) -> CostMatrix {
-    CostMatrix::new(asymmetric_cost(k, seed).view()).unwrap()
-}
 
 fn f64s<T: Real>(a: &Array2<T>) -> Array2<f64> {
     a.mapv(Element::as_f64)

@@ -5,34 +5,13 @@
 
 mod common;
 
-use std::ffi::c_void;
-
 use circot::cuda::KernelElement;
 use circot::{
     Backend, Convention, CostMatrix, Element, Solution, SolveOptions, Source, Target, solve,
 };
-use common::{asymmetric_cost, distributions, labels, logits, max_abs_diff, unit};
+use common::{asymmetric_cost, distributions, emulator, labels, logits, max_abs_diff, unit};
 use half::{bf16, f16};
 use ndarray::{Array1, Array2};
-
-/// Installs the project's SIMT emulator (`emu/`) as the launcher of `Backend::Emulated`.
-fn emulator() {
-    /// SAFETY contract: as `circot::cuda::emulated::Launcher`'s.
-    unsafe fn launch(
-        kernel: &str,
-        grid: [u32; 3],
-        block: [u32; 3],
-        params: *const c_void,
-        params_size: usize,
-    ) -> Result<(), String> {
-        // SAFETY: forwarded unchanged: `params` points to `params_size` bytes of a
-        // SinkhornParams whose addresses are valid host buffers for this launch (the caller's
-        // contract), which is exactly what circot_emu::launch requires.
-        unsafe { circot_emu::launch(kernel, grid, block, 0, params, params_size) }
-            .map_err(|e| e.to_string())
-    }
-    circot::cuda::emulated::install(launch);
-}
 
 /// A batch whose inputs are already rounded to the kernel's element type, kept in f64.
 struct Batch {

@@ -8,30 +8,9 @@ use circot::{
     Backend, Convention, CostKind, CostMatrix, Element, Error, Preset, SolveOptions, Source,
     Target, solve,
 };
-use common::{asymmetric_cost, distributions, labels, logits, max_abs_diff};
+use common::{asymmetric, asymmetric_cost, distributions, emulator, labels, logits, max_abs_diff};
 use half::{bf16, f16};
 use ndarray::{Array1, Array2, array};
-
-fn asymmetric(k: usize, seed: u64) -> CostMatrix {
-    CostMatrix::new(asymmetric_cost(k, seed).view()).unwrap()
-}
-
-/// Installs the CPU SIMT emulator for `Backend::Emulated`.
-fn emulator() {
-    unsafe fn launch(
-        kernel: &str,
-        grid: [u32; 3],
-        block: [u32; 3],
-        params: *const std::ffi::c_void,
-        params_size: usize,
-    ) -> Result<(), String> {
-        // SAFETY: forwarded unchanged under the Launcher contract, which is what
-        // circot_emu::launch requires.
-        unsafe { circot_emu::launch(kernel, grid, block, 0, params, params_size) }
-            .map_err(|e| e.to_string())
-    }
-    circot::cuda::emulated::install(launch);
-}
 
 /// A batch of 31 problems, 8 classes, with ignored labels at 0, 13 and 30.
 fn labelled(seed: u64) -> (Array2<f64>, Array1<i64>) {

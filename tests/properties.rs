@@ -2,6 +2,8 @@
 
 mod common;
 
+use common::asymmetric as cost;
+
 use circot::{
     Backend, Convention, CostMatrix, Element, Real, Solution, SolveOptions, Source, Target, solve,
 };
@@ -11,10 +13,6 @@ use ndarray::{Array1, Array2, Axis};
 
 #[path = "common/exact.rs"]
 mod exact_impl;
-
-fn cost(k: usize, seed: u64) -> CostMatrix {
-    CostMatrix::new(asymmetric_cost(k, seed).view()).unwrap()
-}
 
 fn cast<T: Real>(a: &Array2<f64>) -> Array2<T> {
     a.mapv(T::from_f64)

@@ -138,6 +138,30 @@ pub fn distributions(batch: usize, k: usize, seed: u64) -> Array2<f64> {
     z
 }
 
+/// [`asymmetric_cost`] as a validated [`circot::CostMatrix`].
+pub fn asymmetric(k: usize, seed: u64) -> circot::CostMatrix {
+    circot::CostMatrix::new(asymmetric_cost(k, seed).view()).unwrap()
+}
+
+/// Installs the project's SIMT emulator (`emu/`) as the launcher of `Backend::Emulated`.
+pub fn emulator() {
+    /// SAFETY contract: as `circot::cuda::emulated::Launcher`'s.
+    unsafe fn launch(
+        kernel: &str,
+        grid: [u32; 3],
+        block: [u32; 3],
+        params: *const std::ffi::c_void,
+        params_size: usize,
+    ) -> Result<(), String> {
+        // SAFETY: forwarded unchanged: `params` points to `params_size` bytes of a
+        // SinkhornParams whose addresses are valid host buffers for this launch (the caller's
+        // contract), which is exactly what circot_emu::launch requires.
+        unsafe { circot_emu::launch(kernel, grid, block, 0, params, params_size) }
+            .map_err(|e| e.to_string())
+    }
+    circot::cuda::emulated::install(launch);
+}
+
 /// A seeded asymmetric cost with zero diagonal and entries in [0, 1] (never symmetric, so a
 /// transposed index shows).
 pub fn asymmetric_cost(k: usize, seed: u64) -> Array2<f64> {
