@@ -217,6 +217,16 @@ pub struct Gradients<E> {
     pub cost: Option<Array2<f64>>,
 }
 
+/// What [`SinkhornLoss::per_problem_gradients`] returns: unscaled, per problem, in f64.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct PerProblemGradients<'a> {
+    /// `∂L_b/∂input_b` (B × K): w.r.t. the logits, or the probabilities (centred).
+    pub input: ArrayView2<'a, f64>,
+    /// `∂L_b/∂C` (B × K × K), when [`cost_gradient`](SinkhornLoss::cost_gradient) is on.
+    pub cost: Option<ndarray::ArrayView3<'a, f64>>,
+}
+
 /// What forward keeps for backward.
 #[derive(Debug, Clone)]
 struct Saved {
@@ -500,6 +510,30 @@ impl<E: Element> SinkhornLoss<E> {
             total
         });
         Ok(Gradients { input, cost })
+    }
+
+    /// Each problem's gradients from the last `forward`, before any reduction weight or upstream
+    /// gradient: what a framework's autograd saves so that its own backward (which applies its
+    /// own reduction) never solves again. Ignored problems have zero rows.
+    ///
+    /// ```
+    /// # use circot::{loss::{Batch, Reduction, SinkhornLoss}, CostMatrix, Source, Target};
+    /// # use ndarray::array;
+    /// let mut loss = SinkhornLoss::<f64>::new(CostMatrix::uniform(2)?, 0.1).cost_gradient(true);
+    /// let (p, y) = (array![[0.3, 0.7], [0.5, 0.5]], array![0_i64, -1]);
+    /// loss.forward(Batch::new(Source::Probabilities(p.view()), Target::labels(y.view())))?;
+    /// let each = loss.per_problem_gradients()?;
+    /// assert_eq!(each.input.dim(), (2, 2));
+    /// assert!(each.input.row(1).iter().all(|&g| g == 0.0)); // ignored
+    /// assert!((each.cost.unwrap()[[0, 1, 0]] - 0.7).abs() < 1e-12); // the plan a·e_0ᵀ
+    /// # Ok::<(), circot::Error>(())
+    /// ```
+    pub fn per_problem_gradients(&self) -> Result<PerProblemGradients<'_>> {
+        let saved = self.saved.as_ref().ok_or(Error::NoForward)?;
+        Ok(PerProblemGradients {
+            input: saved.grad.view(),
+            cost: saved.cost_grads.as_ref().map(|c| c.view()),
+        })
     }
 
     /// `forward`, then `backward` with an upstream gradient of 1 (one per problem for None).

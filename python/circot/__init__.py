@@ -1,0 +1,13 @@
+"""circot: batched, differentiable entropic optimal-transport (Sinkhorn) losses on small class
+spaces (K = 2..32; 7 or 8 facial-expression classes first).
+
+``import circot`` needs only NumPy. The PyTorch loss is in :mod:`circot.torch`, the JAX custom
+call in :mod:`circot.jax`; each imports its framework on first use.
+"""
+
+from __future__ import annotations
+
+from . import _native
+from ._native import __version__
+
+__all__ = ["__version__"]
