@@ -210,6 +210,9 @@ pub fn labels<'py>(
 pub fn cost_matrix(obj: &Bound<'_, PyAny>) -> PyResult<circot::CostMatrix> {
     let array = ndarray(obj, "cost")?;
     let name = dtype_name(array)?;
+    if !matches!(name.as_str(), "float64" | "float32" | "float16") {
+        return Err(type_error("cost", "a float array", format!("dtype {name}")));
+    }
     expect_ndim(obj, "cost", 2, "a 2-D (K, K) matrix")?;
     let values = match name.as_str() {
         "float64" => borrow::<f64, ndarray::Ix2>(obj, "cost")?
@@ -221,7 +224,7 @@ pub fn cost_matrix(obj: &Bound<'_, PyAny>) -> PyResult<circot::CostMatrix> {
         "float16" => borrow::<f16, ndarray::Ix2>(obj, "cost")?
             .as_array()
             .mapv(f64::from),
-        _ => return Err(type_error("cost", "a float array", format!("dtype {name}"))),
+        _ => unreachable!("checked above"),
     };
     circot::CostMatrix::new(values.view()).map_err(crate::errors::value_error)
 }
