@@ -25,6 +25,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(cost_build, m)?)?;
     m.add_function(wrap_pyfunction!(cost_action_units, m)?)?;
     m.add_function(wrap_pyfunction!(cost_from_annotations, m)?)?;
+    m.add_function(wrap_pyfunction!(cost_mix, m)?)?;
     Ok(())
 }
 
@@ -209,11 +210,38 @@ fn cost_from_matrix<'py>(
 #[pyo3(signature = (k, class_names=None))]
 fn cost_uniform<'py>(
     py: Python<'py>,
-    k: usize,
+    k: i64,
     class_names: Option<Vec<String>>,
 ) -> PyResult<Bound<'py, PyDict>> {
+    let k = usize::try_from(k)
+        .map_err(|_| invalid(format!("k = {k} must be a number of classes in 2..=32")))?;
     let cost = named(CostMatrix::uniform(k).or_value_error()?, class_names)?;
     describe(py, &cost, None, "uniform".into())
+}
+
+/// `alpha·first + (1 − alpha)·second`, keeping the first's class names and positions.
+#[pyfunction]
+#[pyo3(signature = (first, alpha, second, class_names=None, positions=None))]
+fn cost_mix<'py>(
+    py: Python<'py>,
+    first: PyReadonlyArray2<'py, f64>,
+    alpha: f64,
+    second: PyReadonlyArray2<'py, f64>,
+    class_names: Option<Vec<String>>,
+    positions: Option<Vec<Position>>,
+) -> PyResult<Bound<'py, PyDict>> {
+    let first = named(
+        CostMatrix::new(first.as_array()).or_value_error()?,
+        class_names,
+    )?;
+    let second = CostMatrix::new(second.as_array()).or_value_error()?;
+    let mixed = first.mix(alpha, &second).or_value_error()?;
+    describe(
+        py,
+        &mixed,
+        positions.as_deref(),
+        format!("mixed (alpha {alpha})"),
+    )
 }
 
 /// The circumplex cost of positions (None: at distance 1 from every class), optionally named.
