@@ -10,13 +10,16 @@ from __future__ import annotations
 from . import degeneracy, metrics, stats
 from ._cost import PRESETS, CostMatrix, cost
 from ._native import __version__
+from ._solve import Solution, solve
 
 __all__ = [
     "PRESETS",
     "CostMatrix",
+    "Solution",
     "__version__",
     "cost",
     "degeneracy",
     "metrics",
+    "solve",
     "stats",
 ]

@@ -54,6 +54,19 @@ impl DeviceCost {
     }
 }
 
+impl DeviceCost {
+    /// A cost already on the device (f32, K × K) with its maximum; the caller vouches that it
+    /// is finite and non-negative.
+    pub(crate) fn borrowed(buffer: CudaSlice<f32>, k: usize, max: f64) -> Self {
+        DeviceCost { buffer, k, max }
+    }
+
+    /// The buffer back (to leak a borrowed one).
+    pub(crate) fn into_buffer(self) -> CudaSlice<f32> {
+        self.buffer
+    }
+}
+
 /// Sources on the device (B × K, row-major).
 pub enum DeviceSource<'a, E> {
     /// Probabilities (rows on the simplex).

@@ -212,3 +212,236 @@ pub(crate) fn cuda_error(operation: &'static str, e: cudarc::driver::DriverError
 fn code(e: &cudarc::driver::DriverError) -> String {
     format!("{:?}", e.0)
 }
+
+/// Device memory owned by someone else (a framework's tensor): its address and its length in
+/// elements of the type the kernels read or write there.
+#[derive(Debug, Clone, Copy)]
+pub struct BorrowedBuffer {
+    /// The `CUdeviceptr`.
+    pub address: u64,
+    /// Elements the allocation holds from `address` on.
+    pub len: usize,
+}
+
+/// One batch in memory circot does not own, with its outputs, on a stream circot does not own.
+/// Every buffer is dense and row-major; `batch` and `k` size all of them.
+#[derive(Debug, Clone)]
+pub struct BorrowedBatch {
+    /// The device ordinal whose primary context owns the memory and the stream (what the CUDA
+    /// runtime, and so PyTorch, uses).
+    pub ordinal: usize,
+    /// The `CUstream` to enqueue on (PyTorch's `torch.cuda.current_stream().cuda_stream`).
+    pub stream: u64,
+    /// Problems.
+    pub batch: usize,
+    /// Classes.
+    pub k: usize,
+    /// Source rows (B × K): logits when `logits`, else probabilities.
+    pub source: BorrowedBuffer,
+    /// Whether the source rows are logits.
+    pub logits: bool,
+    /// Target distributions (B × K), or `None` with `labels`.
+    pub target: Option<BorrowedBuffer>,
+    /// int64 labels (B): in `0..K`, or negative for an ignored problem.
+    pub labels: Option<BorrowedBuffer>,
+    /// Label smoothing.
+    pub smoothing: f64,
+    /// The cost (K × K, f32), and its maximum (for ε's validation and the default tolerance).
+    pub cost: BorrowedBuffer,
+    /// `max C` of that cost.
+    pub max_cost: f64,
+    /// Outputs as in [`DeviceOutputs`](super::DeviceOutputs).
+    pub loss: BorrowedBuffer,
+    #[allow(missing_docs)]
+    pub transport_cost: BorrowedBuffer,
+    #[allow(missing_docs)]
+    pub f: BorrowedBuffer,
+    #[allow(missing_docs)]
+    pub g: BorrowedBuffer,
+    #[allow(missing_docs)]
+    pub grad_source: BorrowedBuffer,
+    /// Needed when `logits`.
+    pub grad_logits: Option<BorrowedBuffer>,
+    /// u32 (int32) per problem.
+    pub iterations: BorrowedBuffer,
+    #[allow(missing_docs)]
+    pub marginal_error: BorrowedBuffer,
+    /// B × K × K, when plans are wanted.
+    pub plan: Option<BorrowedBuffer>,
+}
+
+/// Enqueues a solve on memory and a stream that belong to the caller, through [`enqueue`]'s
+/// checks: no synchronisation, no host copies, and nothing is freed (circot never frees memory
+/// it did not allocate). The kernels are loaded once per device.
+///
+/// # Safety
+///
+/// - `stream` is a live `CUstream` of the primary context of device `ordinal`, kept alive by its
+///   owner until the work enqueued on it has finished.
+/// - Every address is a live allocation in that context holding at least `len` elements of the
+///   type named in [`BorrowedBatch`] (E for rows and float outputs, i64 labels, f32 cost, u32
+///   iterations), stays allocated until the enqueued work has finished, and no output overlaps
+///   another buffer.
+/// - Values are as [`enqueue`] requires (finite, rows on the simplex, a non-negative cost).
+///
+/// [`enqueue`]: super::enqueue
+pub unsafe fn enqueue_borrowed<E: KernelElement>(
+    borrowed: &BorrowedBatch,
+    options: &crate::problem::SolveOptions,
+) -> Result<()> {
+    // Every check that can fail comes before the first slice exists: from then on, each one
+    // must reach its `leak`, on every path.
+    if borrowed.labels.is_none() == borrowed.target.is_none() {
+        return Err(shape("target", vec![borrowed.batch, borrowed.k], vec![0]));
+    }
+    let (context, kernels) = device_kernels(borrowed.ordinal)?;
+    // SAFETY: the caller guarantees `stream` is a live stream of this primary context, kept
+    // alive by its owner; the wrapper does not destroy it on drop.
+    let stream =
+        unsafe { context.wrap_borrowed_stream(borrowed.stream as cudarc::driver::sys::CUstream) };
+    // SAFETY (every `borrow` call below): the caller guarantees that each address holds `len`
+    // elements of the type asked for, in this context, for as long as the enqueued work runs.
+    let upgrade = |b: BorrowedBuffer| {
+        // SAFETY: as said above, for the rows and float outputs of type E.
+        unsafe { borrow::<E>(&stream, b) }
+    };
+    let source = upgrade(borrowed.source);
+    let target = borrowed.target.map(upgrade);
+    // SAFETY: as above: int64 labels.
+    let labels = borrowed
+        .labels
+        .map(|b| unsafe { borrow::<i64>(&stream, b) });
+    // SAFETY: as above: the f32 cost.
+    let cost = unsafe { borrow::<f32>(&stream, borrowed.cost) };
+    // SAFETY: as above: u32 iteration counts.
+    let iterations = unsafe { borrow::<u32>(&stream, borrowed.iterations) };
+    let mut outputs = super::DeviceOutputs {
+        batch: borrowed.batch,
+        k: borrowed.k,
+        loss: upgrade(borrowed.loss).take(),
+        transport_cost: upgrade(borrowed.transport_cost).take(),
+        f: upgrade(borrowed.f).take(),
+        g: upgrade(borrowed.g).take(),
+        grad_source: upgrade(borrowed.grad_source).take(),
+        grad_logits: borrowed.grad_logits.map(|b| upgrade(b).take()),
+        iterations: iterations.take(),
+        marginal_error: upgrade(borrowed.marginal_error).take(),
+        plan: borrowed.plan.map(|b| upgrade(b).take()),
+    };
+    let device_cost =
+        super::device::DeviceCost::borrowed(cost.take(), borrowed.k, borrowed.max_cost);
+    let source_ref = source.get();
+    let batch = super::DeviceBatch {
+        source: if borrowed.logits {
+            super::DeviceSource::Logits(source_ref)
+        } else {
+            super::DeviceSource::Probabilities(source_ref)
+        },
+        target: match (&labels, &target) {
+            (Some(l), _) => super::DeviceTarget::Labels {
+                labels: l.get(),
+                smoothing: borrowed.smoothing,
+            },
+            (None, Some(t)) => super::DeviceTarget::Distributions(t.get()),
+            (None, None) => unreachable!("checked before any slice was made"),
+        },
+        init_g: None,
+    };
+    let result = super::enqueue(
+        &kernels,
+        &stream,
+        &device_cost,
+        batch,
+        options,
+        &mut outputs,
+    );
+    // Give every borrowed address back to its owner without freeing it.
+    device_cost.into_buffer().leak();
+    let super::DeviceOutputs {
+        loss,
+        transport_cost,
+        f,
+        g,
+        grad_source,
+        grad_logits,
+        iterations,
+        marginal_error,
+        plan,
+        ..
+    } = outputs;
+    for s in [loss, transport_cost, f, g, grad_source, marginal_error]
+        .into_iter()
+        .chain(grad_logits)
+        .chain(plan)
+    {
+        s.leak();
+    }
+    iterations.leak();
+    result
+}
+
+/// Wraps borrowed memory as a slice that is leaked, never freed, when it goes out of scope.
+///
+/// # Safety
+///
+/// `b.address` holds `b.len` elements of `T` in `stream`'s context while the slice is used.
+unsafe fn borrow<T>(stream: &Arc<CudaStream>, b: BorrowedBuffer) -> Borrowed<T> {
+    // SAFETY: the caller's contract; the slice never frees the memory (see `Borrowed`).
+    Borrowed(Some(unsafe {
+        stream.upgrade_device_ptr::<T>(b.address, b.len)
+    }))
+}
+
+/// A slice over borrowed memory: leaked, never freed, whenever it goes out of scope.
+struct Borrowed<T>(Option<cudarc::driver::CudaSlice<T>>);
+
+impl<T> Borrowed<T> {
+    fn get(&self) -> &cudarc::driver::CudaSlice<T> {
+        self.0.as_ref().expect("taken only by `take`")
+    }
+
+    /// Hands the slice on; the taker leaks it.
+    fn take(mut self) -> cudarc::driver::CudaSlice<T> {
+        self.0.take().expect("taken once")
+    }
+}
+
+impl<T> Drop for Borrowed<T> {
+    fn drop(&mut self) {
+        if let Some(s) = self.0.take() {
+            s.leak();
+        }
+    }
+}
+
+/// The primary context of device `ordinal` with the kernels loaded, opened once per device.
+fn device_kernels(ordinal: usize) -> Result<(Arc<CudaContext>, Arc<CudaKernels>)> {
+    use std::collections::HashMap;
+    use std::sync::Mutex;
+    type Loaded = HashMap<usize, (Arc<CudaContext>, Arc<CudaKernels>)>;
+    static DEVICES: OnceLock<Mutex<Loaded>> = OnceLock::new();
+    if FATBIN.is_none() {
+        return Err(Error::BackendUnavailable {
+            backend: "cuda",
+            reason: "the kernels were not built".into(),
+        });
+    }
+    // SAFETY: as in `open`: a dlopen probe with no preconditions.
+    if !unsafe { cudarc::driver::sys::is_culib_present() } {
+        return Err(Error::BackendUnavailable {
+            backend: "cuda",
+            reason: "no CUDA driver library (libcuda.so) was found".into(),
+        });
+    }
+    let mut devices = DEVICES
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    if let Some((context, kernels)) = devices.get(&ordinal) {
+        return Ok((context.clone(), kernels.clone()));
+    }
+    let context = CudaContext::new(ordinal).map_err(|e| cuda_error("opening the device", e))?;
+    let kernels = Arc::new(CudaKernels::load(&context)?);
+    devices.insert(ordinal, (context.clone(), kernels.clone()));
+    Ok((context, kernels))
+}

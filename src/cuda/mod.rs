@@ -26,7 +26,7 @@ pub use device::{
     CudaKernels, DeviceBatch, DeviceCost, DeviceOutputs, DeviceSource, DeviceTarget, enqueue,
 };
 #[cfg(feature = "cuda")]
-pub use driver::kernels_built;
+pub use driver::{BorrowedBatch, BorrowedBuffer, enqueue_borrowed, kernels_built};
 #[cfg(feature = "cuda")]
 pub use host::solve;
 #[cfg(feature = "cuda")]
