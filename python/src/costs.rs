@@ -179,15 +179,20 @@ fn cost_presets() -> Vec<&'static str> {
 
 /// The AU numbers of a named vocabulary (`affwild2`, `emfacs`).
 #[pyfunction]
-fn cost_vocabulary(name: String) -> PyResult<Vec<ActionUnit>> {
+fn cost_vocabulary(name: String) -> PyResult<Vec<u16>> {
     let v: AuVocabulary = name.parse().map_err(invalid)?;
-    Ok(v.action_units().to_vec())
+    Ok(au_numbers(v.action_units()))
+}
+
+/// AU numbers as a Python list of int (a `Vec<u8>` would become `bytes`).
+pub fn au_numbers(aus: &[ActionUnit]) -> Vec<u16> {
+    aus.iter().copied().map(u16::from).collect()
 }
 
 /// The EMFACS-7 prototype of a class name (None for a name without one).
 #[pyfunction]
-fn cost_emfacs_prototype(name: String) -> Option<Vec<ActionUnit>> {
-    circot::affect::au::emfacs_prototype(&name).map(<[ActionUnit]>::to_vec)
+fn cost_emfacs_prototype(name: String) -> Option<Vec<u16>> {
+    circot::affect::au::emfacs_prototype(&name).map(au_numbers)
 }
 
 /// A user matrix, validated by the crate (square, 2..=32, finite, >= 0).

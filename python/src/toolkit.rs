@@ -289,7 +289,10 @@ fn metrics_abaw_au<'py>(
     let d = PyDict::new(py);
     d.set_item("score", au.score)?;
     d.set_item("per_au_f1", Array1::from(au.per_au_f1).into_pyarray(py))?;
-    d.set_item("action_units", circot::affect::au::AFFWILD2_AUS.to_vec())?;
+    d.set_item(
+        "action_units",
+        crate::costs::au_numbers(&circot::affect::au::AFFWILD2_AUS),
+    )?;
     Ok(d)
 }
 
