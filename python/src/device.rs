@@ -93,7 +93,7 @@ mod borrowed {
             .convention(convention);
         options.tol = tol;
         let enqueued = py.detach(|| match dtype {
-            // SAFETY (each arm): `circot.torch._torch_cuda` is the only caller; it passes the
+            // SAFETY: `circot.torch._torch_cuda` is the only caller (of each arm); it passes the
             // current stream of device `ordinal` and the addresses and element counts of live
             // contiguous tensors on that device, of the types `BorrowedBatch` names, that it
             // keeps alive on that stream (PyTorch's caching allocator orders reuse on it), with
