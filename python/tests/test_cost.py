@@ -378,3 +378,12 @@ def test_value_errors_name_the_problem() -> None:
         CostMatrix.action_units("affectnet8", prototypes=[[1], [2]])
     with pytest.raises(ValueError, match=r"cost to mix has shape \(3, 3\), expected \(2, 2\)"):
         CostMatrix.uniform(2).mix(0.5, CostMatrix.uniform(3))
+
+
+def test_docstring_examples() -> None:
+    import doctest
+
+    import circot._cost
+
+    result = doctest.testmod(circot._cost, optionflags=doctest.ELLIPSIS)
+    assert result.attempted > 0 and result.failed == 0

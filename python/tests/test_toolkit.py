@@ -517,3 +517,11 @@ def test_degeneracy_input_errors() -> None:
         degeneracy.analyse([[0.0, np.nan], [1.0, 0.0]])
     with pytest.raises(ValueError, match=r"cost_or_preset must be a \(K, K\) matrix"):
         degeneracy.analyse([1.0, 2.0])
+
+
+@pytest.mark.parametrize("module", [metrics, stats, degeneracy])
+def test_docstring_examples(module: Any) -> None:
+    import doctest
+
+    result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
+    assert result.attempted > 0 and result.failed == 0
