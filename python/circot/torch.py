@@ -243,7 +243,8 @@ def sinkhorn_terms(
 def _cost_tensor(cost: CostArg, device: torch.device) -> Tensor:
     if isinstance(cost, Tensor):
         return cost if cost.device == device else cost.to(device)
-    return torch.as_tensor(as_cost_array(cost), dtype=torch.float64, device=device)
+    # A copy: preset matrices are read-only NumPy arrays, which torch will not wrap.
+    return torch.tensor(np.array(as_cost_array(cost), dtype=np.float64), device=device)
 
 
 def _check(
@@ -447,7 +448,7 @@ class SinkhornLoss(nn.Module):
         elif isinstance(cost, Tensor):
             self.register_buffer("cost", cost)
         else:
-            self.register_buffer("cost", torch.as_tensor(as_cost_array(cost), dtype=torch.float64))
+            self.register_buffer("cost", _cost_tensor(cost, torch.device("cpu")))
         self.register_buffer("weight", weight)
         if reduction not in _REDUCTIONS:
             raise ValueError(f"reduction = {reduction!r}; expected 'none', 'sum' or 'mean'")

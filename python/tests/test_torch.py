@@ -20,7 +20,7 @@ F32_EPS = float(torch.finfo(torch.float32).eps)
 
 
 def affectnet8() -> torch.Tensor:
-    return torch.as_tensor(circot.cost("affectnet8").values)
+    return torch.tensor(circot.cost("affectnet8").values)
 
 
 def plain_sinkhorn(z: torch.Tensor, beta: torch.Tensor, c: torch.Tensor, eps: float,
@@ -222,7 +222,7 @@ def test_module_buffers_parameters_and_learning_the_cost() -> None:
     criterion = SinkhornLoss("affwild2-8", eps=0.05, label_smoothing=0.1)
     assert "cost" in dict(criterion.named_buffers())
     assert criterion.cost.dtype == torch.float64 and criterion.cost.shape == (8, 8)
-    learned = torch.nn.Parameter(torch.as_tensor(circot.cost("affwild2-8").values) + 0.1)
+    learned = torch.nn.Parameter(torch.tensor(circot.cost("affwild2-8").values) + 0.1)
     criterion = SinkhornLoss(learned, eps=0.05, label_smoothing=0.1)
     assert any(p is learned for p in criterion.parameters())
     loss = criterion(torch.randn(6, 8), torch.randint(0, 8, (6,)))
