@@ -221,7 +221,7 @@ def sinkhorn_terms(
     --------
     >>> import torch, circot
     >>> from circot.torch import sinkhorn_terms
-    >>> cost = torch.as_tensor(circot.cost("affectnet8").values)
+    >>> cost = torch.tensor(circot.cost("affectnet8").values)
     >>> loss, grad, _, iters, err = sinkhorn_terms(torch.zeros(2, 8), torch.tensor([0, 3]),
     ...                                            cost, eps=0.05, smoothing=0.1)
     >>> loss.shape, grad.shape, iters.dtype

@@ -66,7 +66,7 @@ def test_probability_targets_and_cost_gradient_on_the_device() -> None:
     gen = torch.Generator().manual_seed(1)
     z = torch.randn(97, 8, generator=gen)
     t = torch.softmax(torch.randn(97, 8, generator=gen), 1)
-    c = torch.as_tensor(circot.cost("affectnet8").values, dtype=torch.float32)
+    c = torch.tensor(circot.cost("affectnet8").values, dtype=torch.float32)
     cc = c.cuda().requires_grad_(True)
     loss = sinkhorn_loss(z.cuda(), t.cuda(), cc, 0.05)
     loss.backward()
