@@ -191,3 +191,12 @@ def test_bad_input_names_the_problem(kwargs: Dict[str, Any], error: type, text: 
 def test_unknown_preset_is_a_value_error() -> None:
     with pytest.raises(ValueError, match="nosuch"):
         circot.solve("nosuch", np.full((1, 8), 0.125), np.array([0]), eps=0.05)
+
+
+def test_docstring_examples() -> None:
+    import doctest
+
+    import circot._solve
+
+    result = doctest.testmod(circot._solve, optionflags=doctest.ELLIPSIS)
+    assert result.failed == 0 and result.attempted > 0

@@ -294,3 +294,14 @@ def test_cuda_status_says_why_not_when_no_gpu() -> None:
     assert isinstance(status, str) and status
     if not torch.cuda.is_available():
         assert status != "available" or not torch.cuda.is_available()
+
+
+def test_docstring_examples() -> None:
+    import doctest
+
+    import circot._torch_cuda
+    import circot.torch
+
+    for module in (circot.torch, circot._torch_cuda):
+        result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
+        assert result.failed == 0 and result.attempted > 0, module.__name__
