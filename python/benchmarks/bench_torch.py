@@ -154,10 +154,7 @@ def time_interleaved(
 
 def cost_matrix() -> np.ndarray:
     """The AffectNet-8 circumplex cost (K × K float64, max 1)."""
-    try:
-        return np.array(circot.cost(PRESET).values, dtype=np.float64)
-    except NotImplementedError:  # a checkout whose circot.cost is not in yet: the crate's preset
-        return np.array(_native.cost_build(PRESET)["values"], dtype=np.float64)
+    return np.array(circot.cost(PRESET).values, dtype=np.float64)
 
 
 def agreement(
