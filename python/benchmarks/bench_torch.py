@@ -12,8 +12,9 @@ float32. Measured, in one process, per batch size B:
 * ``cross_entropy``: ``F.cross_entropy(..., label_smoothing=0.1)``, the floor;
 * ``circot SinkhornLoss``: ``criterion(logits, labels).backward()``;
 * ``circot SinkhornLoss (forward only)``;
-* ``circot sinkhorn_terms, autograd.Function path``: the same operator without
-  ``torch.library.custom_op`` (``use_custom_op=False``), which shows the custom op's dispatch cost;
+* ``circot sinkhorn_terms``, ``autograd.Function`` and ``torch.library`` custom-op paths
+  (``implementation="function"`` / ``"custom_op"``): eager calls use the first, torch.compile
+  the second; the difference is the custom op's dispatch cost;
 * ``circot _native.terms``: the extension called directly on NumPy arrays (solve + gradients,
   no tensors): the difference to the full step is the binding's per-call cost (tensor checks,
   NumPy views, output tensors, the custom op's dispatch and autograd, the reduction);
@@ -251,7 +252,14 @@ def bench_batch(
         # (what torch < 2.4 gets): isolates the custom op's dispatch cost.
         z.grad = None
         loss_b = sinkhorn_terms(z, labels, cost_t, eps=EPS, smoothing=SMOOTHING,
-                                use_custom_op=False)[0]  # fmt: skip
+                                implementation="function")[0]  # fmt: skip
+        loss_b.mean().backward()
+
+    def custom_op_step() -> None:
+        # The registered torch.library op, what torch.compile sees (eager calls use the Function).
+        z.grad = None
+        loss_b = sinkhorn_terms(z, labels, cost_t, eps=EPS, smoothing=SMOOTHING,
+                                implementation="custom_op")[0]  # fmt: skip
         loss_b.mean().backward()
 
     fast: List[Tuple[str, Callable[[], None]]] = [
@@ -259,6 +267,7 @@ def bench_batch(
         ("circot SinkhornLoss", circot_step),
         ("circot SinkhornLoss (forward only)", circot_forward),
         ("circot sinkhorn_terms, autograd.Function path", function_step),
+        ("circot sinkhorn_terms, torch.library custom-op path", custom_op_step),
         ("circot _native.terms (NumPy, no tensors)", native_step),
     ]
     slow: List[Tuple[str, Callable[[], None]]] = [("plain-torch Sinkhorn (autograd)", torch_step)]

@@ -208,14 +208,19 @@ def sinkhorn_terms(
     input: Tensor, target: Tensor, cost: Tensor, *, eps: float, logits: bool = True,
     smoothing: float = 0.0, divergence: bool = False, convention: str = "kl",
     max_iter: int = 1000, tol: Optional[float] = None, backend: str = "auto",
-    ignore_index: int = -100, use_custom_op: bool = True,
+    ignore_index: int = -100, implementation: str = "auto",
 ) -> Tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:  # fmt: skip
     """The operator itself: per-problem ``(loss, grad_input, grad_cost, iterations,
     marginal_error)``, differentiable w.r.t. ``input`` and ``cost`` through ``loss``.
 
     ``grad_cost`` is (B, K, K) when ``cost.requires_grad``, else (0, K, K). Labels equal to
-    ``ignore_index`` give zero loss and gradient. Most users want :func:`sinkhorn_loss`;
-    ``use_custom_op=False`` selects the ``autograd.Function`` fallback (same numbers).
+    ``ignore_index`` give zero loss and gradient. Most users want :func:`sinkhorn_loss`.
+
+    ``implementation``: ``"custom_op"`` (``torch.library``, what ``torch.compile`` and
+    ``torch.export`` see), ``"function"`` (a ``torch.autograd.Function``: the same numbers, about
+    80 µs less dispatch per call in eager mode), or ``"auto"``: the custom op while compiling or
+    tracing (or on non-plain tensors), the Function in plain eager calls, and the Function on torch
+    without ``torch.library.custom_op`` (< 2.4).
 
     Examples
     --------
@@ -231,9 +236,27 @@ def sinkhorn_terms(
     args = (input, target, cost, float(eps), bool(logits), float(smoothing), bool(divergence),
             convention, int(max_iter), None if tol is None else float(tol), backend, cost_grad,
             int(ignore_index))  # fmt: skip
-    if _HAS_CUSTOM_OP and use_custom_op:
+    if implementation not in ("auto", "custom_op", "function"):
+        raise ValueError(
+            f"implementation = {implementation!r}; expected 'auto', 'custom_op' or 'function'"
+        )
+    if implementation == "custom_op" and not _HAS_CUSTOM_OP:
+        raise ValueError("implementation='custom_op' needs torch.library.custom_op (torch >= 2.4)")
+    use_op = implementation == "custom_op" or (
+        implementation == "auto" and _HAS_CUSTOM_OP and not _plain_eager(input, target, cost)
+    )
+    if use_op:
         return _sinkhorn_terms_op(*args)
     return _SinkhornTermsFunction.apply(*args)
+
+
+def _plain_eager(*tensors: Tensor) -> bool:
+    """Whether this is an ordinary eager call on ordinary tensors: not under ``torch.compile``
+    or export, and no fake, functional or other tensor subclass that needs the registered op."""
+    compiling = getattr(torch.compiler, "is_compiling", None)
+    if compiling is not None and compiling():
+        return False
+    return all(type(t) is Tensor or type(t) is nn.Parameter for t in tensors)
 
 
 # --------------------------------------------------------------------------------------------

@@ -233,18 +233,19 @@ def test_module_buffers_parameters_and_learning_the_cost() -> None:
     torch.testing.assert_close(learned.grad.sum(), torch.tensor(1.0, dtype=torch.float64))
 
 
-def test_the_function_fallback_gives_the_same_numbers() -> None:
+def test_custom_op_function_and_auto_give_the_same_numbers() -> None:
     gen = torch.Generator().manual_seed(13)
     c = affectnet8().requires_grad_(True)
     z = torch.randn(12, 8, generator=gen, requires_grad=True)
     y = torch.randint(0, 8, (12,), generator=gen)
     results = []
-    for use_custom_op in (True, False):
-        loss = sinkhorn_terms(z, y, c, eps=0.05, smoothing=0.1, use_custom_op=use_custom_op)[0]
+    for implementation in ("custom_op", "function", "auto"):
+        loss = sinkhorn_terms(z, y, c, eps=0.05, smoothing=0.1, implementation=implementation)[0]
         gz, gc = torch.autograd.grad(loss.sum(), (z, c))
         results.append((loss.detach(), gz, gc))
-    for a, b in zip(*results):
-        torch.testing.assert_close(a, b, atol=0, rtol=0)
+    for other in results[1:]:
+        for a, b in zip(results[0], other):
+            torch.testing.assert_close(a, b, atol=0, rtol=0)
 
 
 @pytest.mark.parametrize(
