@@ -27,6 +27,7 @@ pub(crate) fn check_request<T: Element>(request: &Request<'_, T>) -> Result<()> 
     let k = cost.k();
     check_class_count(k)?;
     check_options(options)?;
+    check_eps_range::<T>(options.eps, cost.max())?;
     let source_view = source.view();
     let batch = source_view.nrows();
     check_shape("source", source_view, batch, k)?;
@@ -85,6 +86,30 @@ pub(crate) fn check_options(options: &SolveOptions) -> Result<()> {
         return Err(Error::Tolerance { value: tol });
     }
     Ok(())
+}
+
+/// Checks that ε suits the arithmetic type `T::Compute` (f32 for f32, f16, bf16; f64 for f64):
+/// the kernels and the CPU fold `log2(e)/ε` into the cost, so `log2(e)·max(1, max C)/ε` must be
+/// finite and `1/ε` a normal number (`ε ≤ 2^126` in f32; `__fdividef` returns 0 beyond it, and
+/// flush-to-zero would make a subnormal scale 0, then 0·∞ = NaN).
+pub(crate) fn check_eps_range<T: Element>(eps: f64, max_cost: f64) -> Result<()> {
+    let tiny = <T::Compute as num_traits::Float>::min_positive_value().as_f64();
+    let huge = <T::Compute as num_traits::Float>::max_value().as_f64();
+    let min = std::f64::consts::LOG2_E * max_cost.max(1.0) / huge;
+    let max = 1.0 / tiny;
+    // Both bounds are computed in f64, where they are exact enough: huge and tiny are powers of
+    // two (up to huge's last ulp), so only the rounding of one product and one quotient enters.
+    if eps >= min && eps <= max {
+        Ok(())
+    } else {
+        Err(Error::EpsRange {
+            value: eps,
+            dtype: T::NAME,
+            compute: <T::Compute as Element>::NAME,
+            min,
+            max,
+        })
+    }
 }
 
 fn check_shape<T>(what: &'static str, a: ArrayView2<'_, T>, batch: usize, k: usize) -> Result<()> {

@@ -11,7 +11,7 @@ use super::params::SinkhornParams;
 use crate::cost::CostMatrix;
 use crate::error::{Error, Result};
 use crate::problem::SolveOptions;
-use crate::validate::check_options;
+use crate::validate::{check_eps_range, check_options};
 
 /// The kernels, loaded into one CUDA context.
 pub struct CudaKernels {
@@ -180,6 +180,7 @@ pub fn enqueue<E: KernelElement>(
     if k != cost.k {
         return Err(shape("outputs", vec![cost.k], vec![k]));
     }
+    check_eps_range::<E>(options.eps, cost.max)?;
     let (source, logits) = match source {
         DeviceSource::Probabilities(s) => (s, false),
         DeviceSource::Logits(s) => (s, true),
