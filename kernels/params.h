@@ -14,7 +14,9 @@ struct SinkhornParams {
     const void* source;          // B x K, row-major: probabilities, or logits when source_is_logits
     const void* target;          // B x K distributions, or null when labels are given
     const int64_t* labels;       // B class labels in [0, K), or null when target is given;
-                                 // a negative label marks an ignored problem (all outputs zero)
+                                 // a negative label marks an ignored problem (all outputs zero);
+                                 // a label >= K an invalid one: loss, transport_cost and
+                                 // marginal_error NaN, iterations -1, the rest zero
     const float* cost;           // K x K, row-major, f32, finite, non-negative
 
     // Outputs, element type T unless stated. Optional ones may be null.

@@ -394,8 +394,11 @@ CIRCOT_UNROLL
     }
 }
 
+// A problem that is not solved: ignored (label < 0: every output zero) or invalid (label >= K:
+// loss, transport cost and marginal error NaN, iterations -1, per-class outputs zero). A label >= K
+// must never index the cost: cuda::enqueue does not read labels on the host.
 template <class T, class Team>
-__host__ __device__ __forceinline__ void write_ignored(Team& t, const SinkhornParams& p, int64_t b) {
+__host__ __device__ __forceinline__ void write_ignored(Team& t, const SinkhornParams& p, int64_t b, bool invalid) {
     const int K = t.k();
 CIRCOT_UNROLL
     for (int s = 0; s < Team::kSlots; ++s) {
@@ -410,10 +413,11 @@ CIRCOT_UNROLL
         }
     }
     if (t.leader()) {
-        store<T>(p.loss, b, 0.f);
-        store<T>(p.transport_cost, b, 0.f);
-        store<T>(p.marginal_error, b, 0.f);
-        p.iterations[b] = 0;
+        const float flag = invalid ? __int_as_float(0x7fc00000) : 0.f;  // quiet NaN
+        store<T>(p.loss, b, flag);
+        store<T>(p.transport_cost, b, flag);
+        store<T>(p.marginal_error, b, flag);
+        p.iterations[b] = invalid ? -1 : 0;
     }
 }
 
@@ -427,8 +431,8 @@ __host__ __device__ __forceinline__ void solve(Team& t, const SinkhornParams& p,
     // warp-uniform; otherwise it guards every later collective with a convergence check and an
     // out-of-line WARPSYNC call (whose calling convention spilled registers).
     const int64_t y = p.labels ? __ldg(p.labels + b) : -1;
-    if (t.all(p.labels && y < 0)) {
-        write_ignored<T>(t, p, b);
+    if (t.all(p.labels && (y < 0 || y >= K))) {
+        write_ignored<T>(t, p, b, y >= K);
         return;
     }
 

@@ -77,7 +77,8 @@ pub enum DeviceSource<'a, E> {
 
 /// Targets on the device.
 pub enum DeviceTarget<'a, E> {
-    /// Labels in `0..K` (a negative label marks an ignored problem), with label smoothing.
+    /// Labels in `0..K` (a negative label marks an ignored problem; one `≥ K` an invalid one, see
+    /// [`enqueue`]), with label smoothing.
     Labels {
         /// B labels.
         labels: &'a CudaSlice<i64>,
@@ -160,8 +161,14 @@ impl<E: KernelElement> DeviceOutputs<E> {
 /// Enqueues a solve of `outputs.batch` problems on `stream`: no synchronisation, no host copies.
 ///
 /// Shapes and options are checked; the values in device memory are not (that would need a copy):
-/// the caller guarantees finite inputs, rows on the simplex and labels below K, as the host API
-/// would have checked. `outputs.plan`/`grad_logits` are filled when present.
+/// the caller guarantees finite inputs and rows on the simplex, as the host API would have
+/// checked. `outputs.plan`/`grad_logits` are filled when present.
+///
+/// Labels are safe whatever their values (the kernels never index the cost with one outside
+/// `0..K`): a negative label marks an ignored problem (every output zero, iterations 0); a label
+/// `≥ K`, which the host API would have rejected, marks an invalid problem, flagged in its
+/// outputs: `loss`, `transport_cost` and `marginal_error` NaN, `iterations` `u32::MAX` (the
+/// kernel's int32 −1), potentials, gradients and plan zero. The other problems are unaffected.
 pub fn enqueue<E: KernelElement>(
     kernels: &CudaKernels,
     stream: &CudaStream,
