@@ -488,11 +488,25 @@ CIRCOT_UNROLL
         it = 1;
         err = 0.f;
     } else {
-        // The first f-update's input, lb + g0 in log2 units (g0 = 0 or the warm start).
+        // The first f-update's input, lb + g0 in log2 units (g0 = 0 or the warm start). g0 is
+        // defined up to a constant: shift it by its maximum first, so that g0·log2(e)/eps can neither
+        // overflow nor reach 2^31, where the float-to-int conversion of the Gibbs loop's octave
+        // saturates on the GPU (and gives INT_MIN on x86).
         float start[S];
-        const float to_units = __fdividef(kLog2e, p.eps);
 CIRCOT_UNROLL
-        for (int s = 0; s < S; ++s) start[s] = p.init_g && t.valid(s) ? lb[s] + load<T>(p.init_g, b * K + t.cls(s)) * to_units : lb[s];
+        for (int s = 0; s < S; ++s) start[s] = lb[s];
+        if (p.init_g) {
+            const float to_units = __fdividef(kLog2e, p.eps);
+            float g0[S];
+CIRCOT_UNROLL
+            for (int s = 0; s < S; ++s) g0[s] = t.valid(s) ? load<T>(p.init_g, b * K + t.cls(s)) : -inf();
+            float top = g0[0];
+CIRCOT_UNROLL
+            for (int s = 1; s < S; ++s) top = fmaxf(top, g0[s]);
+            top = t.max(top);
+CIRCOT_UNROLL
+            for (int s = 0; s < S; ++s) start[s] = t.valid(s) ? lb[s] + (g0[s] - top) * to_units : lb[s];
+        }
         if (!try_gibbs(t, p, a, bt, start, u, v, err, it)) {
             // Log-sum-exp form. u = Tf(g0); then g-update, and the next f-update doubles as the
             // convergence check: the row sums of the plan are a_i·2^(u_i - u'_i), so the L1 error needs

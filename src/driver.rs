@@ -53,8 +53,10 @@ pub(crate) fn solve_batch<T: Real, S: Iterate<T>>(
             let rows = ProblemRows::load(source, target, b, k);
             match init_g {
                 Some(init) => {
+                    // Defined up to a constant: shifted by its maximum, g/ε stays in range.
+                    let top = init.row(b).fold(T::neg_infinity(), |m, &x| m.max(x));
                     for (gj, &x) in g[..k].iter_mut().zip(init.row(b)) {
-                        *gj = x;
+                        *gj = x - top;
                     }
                 }
                 None => g[..k].fill(T::zero()),

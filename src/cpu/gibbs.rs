@@ -294,20 +294,16 @@ impl<T: Real, const L: usize> LaneSolver<T, L> for Block<T, L> {
     /// [`prime`](Self::prime).
     fn load(&mut self, gibbs: &Gibbs<T>, lane: usize, rows: &ProblemRows<T>, init_g: Option<&[T]>) {
         let k = gibbs.k;
-        // From a warm start, β∘e^{g/ε} = scaled·2^shift with `shift` the whole number of octaves
-        // nearest the maximum of g/ε, so that the exponentials stay in range.
+        // From a warm start, g is defined up to a constant: shift it by its maximum before
+        // dividing by ε, so that β∘e^{(g − max g)/ε} ≤ β stays in range however large g/ε is
+        // (an octave count taken from max g/ε would overflow i32 or be infinite).
         let mut scaled = [T::zero(); MAX_CLASSES];
-        let mut shift = 0;
         match init_g {
             None => scaled[..k].copy_from_slice(rows.beta()),
             Some(g) => {
-                let top = g
-                    .iter()
-                    .fold(T::neg_infinity(), |m, &x| m.max(x / gibbs.eps));
-                shift = (top.as_f64() / std::f64::consts::LN_2).round() as i32;
-                let offset = T::from_f64(shift as f64 * std::f64::consts::LN_2);
+                let top = g.iter().fold(T::neg_infinity(), |m, &x| m.max(x));
                 for j in 0..k {
-                    scaled[j] = rows.beta[j] * (g[j] / gibbs.eps - offset).exp();
+                    scaled[j] = rows.beta[j] * ((g[j] - top) / gibbs.eps).exp();
                 }
             }
         }
@@ -320,7 +316,7 @@ impl<T: Real, const L: usize> LaneSolver<T, L> for Block<T, L> {
         }
         let e = exponent(max);
         self.p_exp[lane] = e;
-        self.w_exp[lane] = e + shift;
+        self.w_exp[lane] = e;
     }
 
     /// Recomputes `s = K w` for the lanes in `fresh` (after [`load`](Self::load)), through the

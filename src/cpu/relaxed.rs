@@ -275,13 +275,17 @@ impl<T: Real, const L: usize> LaneSolver<T, L> for RelaxedBlock<T, L> {
 
     fn load(&mut self, gibbs: &Gibbs<T>, l: usize, rows: &ProblemRows<T>, init_g: Option<&[T]>) {
         let to_log2 = T::from_f64(LOG2_E);
+        // g is defined up to a constant: shifted by its maximum, g/ε cannot overflow.
+        let top = init_g.map_or(T::zero(), |g| {
+            g.iter().fold(T::neg_infinity(), |m, &x| m.max(x))
+        });
         for i in 0..gibbs.k {
             self.a[i][l] = rows.a[i];
             self.beta[i][l] = rows.beta[i];
             self.log_a[i][l] = rows.log_a[i] * to_log2;
             self.log_beta[i][l] = rows.log_beta[i] * to_log2;
             self.mu[i][l] = T::zero();
-            self.nu[i][l] = init_g.map_or(T::zero(), |g| g[i] / gibbs.eps * to_log2);
+            self.nu[i][l] = init_g.map_or(T::zero(), |g| (g[i] - top) / gibbs.eps * to_log2);
         }
         self.omega[l] = T::one();
         self.phase[l] = Phase::WarmUp;

@@ -1,0 +1,76 @@
+//! A warm start is defined up to a constant (g0 + c gives the same problem): with c so large that
+//! |g0|·log2(e)/ε ≥ 2^31 (the kernels' float-to-int conversion saturates on the GPU and gives
+//! INT_MIN on x86) or that g0/ε overflows, every backend still gives the cold start's answer, in as
+//! many iterations. Both loops (Gibbs: max C/ε ≤ 50; log-sum-exp beyond), every kernel (_k7, _k8,
+//! _kn), the CPU with and without over-relaxation.
+
+mod common;
+
+use circot::{Acceleration, Backend, CostMatrix, Real, SolveOptions, Source, Target, solve_warm};
+use common::{asymmetric_cost, distributions, max_abs_diff, unit};
+use ndarray::Array2;
+
+fn check<T: Real>(backend: Backend, k: usize, eps: f64, acceleration: Acceleration) {
+    common::emulator();
+    let batch = 33;
+    let cost = CostMatrix::new(asymmetric_cost(k, 3).view()).unwrap();
+    let a = distributions(batch, k, 5).mapv(T::from_f64);
+    let b = distributions(batch, k, 6).mapv(T::from_f64);
+    let options = SolveOptions::new(eps)
+        .max_iters(5000)
+        .acceleration(acceleration);
+    let run = |g0: Option<&Array2<T>>| {
+        solve_warm(
+            &cost,
+            Source::Probabilities(a.view()),
+            Target::Distributions(b.view()),
+            &options,
+            backend,
+            g0.map(|g| g.view()),
+        )
+        .unwrap_or_else(|e| panic!("{backend:?}: {e}"))
+        .cast::<f64>()
+    };
+    let cold = run(None);
+    let tol = 16.0 * unit(k, cost.max(), eps, T::EPSILON) * cost.max();
+    let max = T::max_value().as_f64();
+    for c in [1e9, -1e9, 1e20, -1e20, max, -max] {
+        let g0 = Array2::from_elem((batch, k), T::from_f64(c));
+        let warm = run(Some(&g0));
+        let what = format!(
+            "{backend:?} {} K={k} eps={eps} {acceleration:?} g0={c:e}",
+            T::NAME
+        );
+        assert_eq!(warm.iterations, cold.iterations, "{what}: iterations");
+        for (name, d) in [
+            ("loss", max_abs_diff(&warm.loss, &cold.loss)),
+            ("f", max_abs_diff(&warm.f, &cold.f)),
+            ("g", max_abs_diff(&warm.g, &cold.g)),
+        ] {
+            assert!(d <= tol, "{what}: {name} max|Δ| {d:e} > {tol:e}");
+        }
+    }
+}
+
+#[test]
+fn huge_constant_warm_start_is_the_cold_start_on_the_kernels() {
+    for k in [7, 8, 5] {
+        // max C = 1: eps 0.1 runs the Gibbs loop on _k7/_k8, eps 0.01 the log-sum-exp loop.
+        for eps in [0.1, 0.01] {
+            check::<f32>(Backend::Emulated, k, eps, Acceleration::None);
+        }
+    }
+}
+
+#[test]
+fn huge_constant_warm_start_is_the_cold_start_on_the_cpu() {
+    for k in [7, 8, 5] {
+        for eps in [0.1, 0.01] {
+            for acceleration in [Acceleration::None, Acceleration::OverRelaxation] {
+                check::<f32>(Backend::Cpu, k, eps, acceleration);
+                check::<f64>(Backend::Cpu, k, eps, acceleration);
+            }
+            check::<f64>(Backend::Reference, k, eps, Acceleration::None);
+        }
+    }
+}
