@@ -169,7 +169,7 @@ def solve(
         return Solution(
             loss=t["loss"], transport_cost=None, f=None, g=None,
             grad_source=None if logits else grad, grad_logits=grad if logits else None,
-            iterations=t["iterations"], marginal_error=t["marginal_error"],
+            iterations=t["iterations"].astype(np.uint32), marginal_error=t["marginal_error"],
             plan=t["grad_cost"], executed=t["executed"], tol=t["tol"],
         )  # fmt: skip
     out = _native.solve(

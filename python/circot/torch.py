@@ -94,7 +94,7 @@ def _terms_cpu(
         torch.from_numpy(grad_cost).to(cost.dtype)
         if grad_cost is not None
         else torch.zeros((0, k, k), dtype=cost.dtype),
-        torch.from_numpy(out["iterations"].astype(np.int32)),
+        torch.from_numpy(out["iterations"]),
         _from_numpy(out["marginal_error"], bits),
     )
 

@@ -333,7 +333,10 @@ fn terms_typed<'py, E: Floats>(
     out.set_item("loss", E::emit(py, t.loss, bits))?;
     out.set_item("grad_input", E::emit(py, t.grad_input, bits))?;
     out.set_item("grad_cost", t.grad_cost.map(|c| arrays::emit_f64(py, c)))?;
-    out.set_item("iterations", arrays::emit1(py, t.iterations))?;
+    // int32, as torch and the kernels count them (a count never exceeds max_iter ≤ i32::MAX
+    // in practice; saturate rather than wrap if it did).
+    let iterations = t.iterations.mapv(|n| i32::try_from(n).unwrap_or(i32::MAX));
+    out.set_item("iterations", arrays::emit1(py, iterations))?;
     out.set_item("marginal_error", E::emit(py, t.marginal_error, bits))?;
     out.set_item("executed", t.executed.name())?;
     out.set_item("tol", tol)?;
