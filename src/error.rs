@@ -90,6 +90,10 @@ pub enum Error {
     #[error("eps = {value} must be finite and > 0")]
     Eps { value: f64 },
 
+    /// A device operand of `cuda::enqueue` belongs to another CUDA context than the kernels.
+    #[error("{what} belongs to another CUDA context than the loaded kernels")]
+    ContextMismatch { what: &'static str },
+
     /// ε is finite and positive, but log2(e)/ε or max(C)·log2(e)/ε is not a finite normal number
     /// of the type the solver computes in (f32 for f32, f16 and bf16 data; f64 for f64), or 1/ε is
     /// below its smallest normal number: the scaled cost would overflow or flush to zero.

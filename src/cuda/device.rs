@@ -16,6 +16,8 @@ use crate::validate::{check_eps_range, check_options};
 /// The kernels, loaded into one CUDA context.
 pub struct CudaKernels {
     module: Arc<CudaModule>,
+    // cudarc's CudaModule does not expose its context: kept for `enqueue`'s check.
+    context: Arc<CudaContext>,
 }
 
 impl CudaKernels {
@@ -23,7 +25,13 @@ impl CudaKernels {
     pub fn load(context: &Arc<CudaContext>) -> Result<Self> {
         Ok(CudaKernels {
             module: driver::load_module(context)?,
+            context: context.clone(),
         })
+    }
+
+    /// The context the kernels are loaded in.
+    pub fn context(&self) -> &Arc<CudaContext> {
+        &self.context
     }
 
     pub(crate) fn function(&self, name: &str) -> Result<CudaFunction> {
@@ -169,6 +177,10 @@ impl<E: KernelElement> DeviceOutputs<E> {
 /// `≥ K`, which the host API would have rejected, marks an invalid problem, flagged in its
 /// outputs: `loss`, `transport_cost` and `marginal_error` NaN, `iterations` `u32::MAX` (the
 /// kernel's int32 −1), potentials, gradients and plan zero. The other problems are unaffected.
+///
+/// The kernels, the stream, the cost and every buffer must belong to one CUDA context (a buffer
+/// of another context is an illegal address on the device): checked through the contexts cudarc
+/// records, else [`Error::ContextMismatch`] naming the first operand that differs.
 pub fn enqueue<E: KernelElement>(
     kernels: &CudaKernels,
     stream: &CudaStream,
@@ -204,6 +216,16 @@ pub fn enqueue<E: KernelElement>(
     if logits && outputs.grad_logits.is_none() {
         return Err(shape("grad_logits output", vec![batch, k], vec![0]));
     }
+    check_context(
+        kernels,
+        stream,
+        &cost.buffer,
+        source,
+        target,
+        labels,
+        init_g,
+        outputs,
+    )?;
     let tol = options.effective_tol::<f32>(k, cost.max);
     let params = SinkhornParams::scalars(batch, k, options, tol, logits, smoothing);
     let buffers = Buffers {
@@ -215,6 +237,59 @@ pub fn enqueue<E: KernelElement>(
         outputs,
     };
     driver::launch_sinkhorn(kernels, stream, params, buffers)
+}
+
+/// Checks that everything a launch touches is in the kernels' context.
+#[allow(clippy::too_many_arguments)] // one check over every operand of `enqueue`
+fn check_context<E>(
+    kernels: &CudaKernels,
+    stream: &CudaStream,
+    cost: &CudaSlice<f32>,
+    source: &CudaSlice<E>,
+    target: Option<&CudaSlice<E>>,
+    labels: Option<&CudaSlice<i64>>,
+    init_g: Option<&CudaSlice<E>>,
+    outputs: &DeviceOutputs<E>,
+) -> Result<()> {
+    let context = kernels.context();
+    let same = |what: &'static str, other: &Arc<CudaContext>| {
+        if **other == **context {
+            Ok(())
+        } else {
+            Err(Error::ContextMismatch { what })
+        }
+    };
+    same("stream", stream.context())?;
+    same("cost", cost.context())?;
+    same("source", source.context())?;
+    if let Some(t) = target {
+        same("target", t.context())?;
+    }
+    if let Some(l) = labels {
+        same("labels", l.context())?;
+    }
+    if let Some(g) = init_g {
+        same("initial potentials", g.context())?;
+    }
+    let o = outputs;
+    for (what, buffer) in [
+        ("loss output", &o.loss),
+        ("transport_cost output", &o.transport_cost),
+        ("f output", &o.f),
+        ("g output", &o.g),
+        ("grad_source output", &o.grad_source),
+        ("marginal_error output", &o.marginal_error),
+    ] {
+        same(what, buffer.context())?;
+    }
+    same("iterations output", o.iterations.context())?;
+    if let Some(b) = &o.grad_logits {
+        same("grad_logits output", b.context())?;
+    }
+    if let Some(b) = &o.plan {
+        same("plan output", b.context())?;
+    }
+    Ok(())
 }
 
 /// The device buffers of one launch.
