@@ -298,6 +298,11 @@ def _check(
             raise ValueError(f"target (class indices) has shape {tuple(target.shape)}, expected ({b},)")
     else:
         raise TypeError(f"target must be class indices (integer) or probabilities (float), got {target.dtype}")
+    if target.requires_grad and torch.is_grad_enabled():
+        raise ValueError(
+            "target requires grad, but circot gives no gradient w.r.t. the target "
+            "distributions; pass target.detach()"
+        )
     if target.device != input.device:
         raise ValueError(f"target is on {target.device} but input is on {input.device}")
     if weight is not None:

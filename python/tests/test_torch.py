@@ -273,6 +273,9 @@ def test_custom_op_function_and_auto_give_the_same_numbers() -> None:
         (lambda: sinkhorn_loss(torch.randn(2, 8), torch.tensor([0, 1]), weight=torch.ones(7)),
          ValueError, "weight has shape"),
         (lambda: SinkhornLoss("nosuch"), ValueError, "nosuch"),
+        (lambda: sinkhorn_loss(torch.randn(2, 8),
+                               torch.softmax(torch.randn(2, 8), 1).requires_grad_(True)),
+         ValueError, "target requires grad"),
     ],
 )
 def test_bad_input_names_the_problem(call: Any, error: type, text: str) -> None:
