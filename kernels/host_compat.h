@@ -14,8 +14,11 @@
 #define __forceinline__ inline __attribute__((always_inline))
 #define __launch_bounds__(...)
 #define CIRCOT_UNROLL _Pragma("GCC unroll 32")
-// The emulator runs one block at a time, so a function-local static is exactly per-block shared memory.
-#define __shared__ static
+// A function-local static in the `circot_shared` section: the emulator gives every block in flight
+// its own copy of that section (swapped in while the block runs) and poisons it when a block starts.
+// g++ ignores the section for statics of template functions: those stay one copy, as before (the
+// emulator then runs one block at a time).
+#define __shared__ static __attribute__((section("circot_shared")))
 
 struct uint3 {
     unsigned x, y, z;
@@ -38,6 +41,11 @@ void syncthreads();
 void syncwarp(unsigned mask);
 uint32_t shfl(Shfl kind, unsigned mask, uint32_t value, int arg, int width);
 unsigned vote(Vote kind, unsigned mask, int predicate);
+// The SFU approximations (MUFU.EX2, MUFU.LG2, and __fdividef's MUFU.RCP): correctly rounded, or
+// off by a few ulp as the launch's mode says.
+float mufu_ex2(float x);
+float mufu_lg2(float x);
+float mufu_div(float a, float b);
 
 template <class T>
 T shfl_any(Shfl kind, unsigned mask, T value, int arg, int width) {
@@ -80,10 +88,12 @@ inline int __all_sync(unsigned mask, int p) { return circot_emu::vote(circot_emu
 
 // Math intrinsics as the device evaluates them. Subnormals: the device build uses -ftz=true and the
 // emulator sets the x86 FTZ and DAZ bits for the duration of a launch, so flushing matches everywhere.
-inline float __expf(float x) { return exp2f(x * 1.44269504088896341f); }  // ex2.approx(x·log2 e)
-inline float __logf(float x) { return log2f(x) * 0.693147180559945309f; }  // lg2.approx(x)·ln 2
-inline float __log2f(float x) { return log2f(x); }
-inline float __fdividef(float a, float b) { return a / b; }
+inline float __expf(float x) { return circot_emu::mufu_ex2(x * 1.44269504088896341f); }  // ex2.approx(x·log2 e)
+inline float __logf(float x) { return circot_emu::mufu_lg2(x) * 0.693147180559945309f; }  // lg2.approx(x)·ln 2
+inline float __log2f(float x) { return circot_emu::mufu_lg2(x); }
+inline float __fdividef(float a, float b) { return circot_emu::mufu_div(a, b); }
+// exp2f as the kernels use it (ex2.approx.ftz under -ftz=true).
+inline float circot_ex2_approx(float x) { return circot_emu::mufu_ex2(x); }
 inline float __int_as_float(int i) {
     float f;
     memcpy(&f, &i, sizeof f);

@@ -24,7 +24,11 @@ constexpr float kLn2 = 0.693147180559945309f;
 __host__ __device__ __forceinline__ float inf() { return __int_as_float(0x7f800000); }
 
 // Built with -ftz=true, each is one MUFU instruction (about 2 ulp); log2(0) = -inf.
+#ifdef __CUDACC__
 __host__ __device__ __forceinline__ float ex2(float x) { return exp2f(x); }
+#else
+__host__ __device__ __forceinline__ float ex2(float x) { return circot_ex2_approx(x); }  // the emulator's MUFU
+#endif
 __host__ __device__ __forceinline__ float lg2(float x) { return __log2f(x); }
 
 // -LSE2(x) = -log2 sum_j 2^x_j, accumulated in f32 after subtracting the max. Zero masses enter as

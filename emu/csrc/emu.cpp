@@ -1,11 +1,19 @@
-// The scheduler: blocks in order, and within a block every ready fiber runs until it waits or exits;
-// then waiting collectives are resolved. A launch fails, with a message naming the kernel, block, warp,
+// The scheduler: up to kResident blocks at a time (interleaved: one scheduling round of each in
+// turn, each with its own copy of the kernels' static shared memory, swapped in and out of the
+// `circot_shared` section), and within a block every ready fiber runs until it waits or exits, in
+// the mode's lane order (forward, reverse, or a seeded shuffle per round); then waiting
+// collectives are resolved. Dynamic shared memory, and static shared memory in the section, is
+// poisoned (0xff: NaN) at the start of every block of every launch. g++ ignores the section
+// attribute on the statics of template functions (they stay in their own COMDAT .bss sections), so
+// the crate's kernels' static shared memory is neither poisoned nor per block: do not interleave
+// blocks for them. The mode may also perturb the SFU approximations (see mufu_*). A launch fails, with a message naming the kernel, block, warp,
 // lane and mask, on what a GPU would hang on or silently corrupt (see `resolve` and `diagnose`).
 #include "emu.h"
 
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <memory>
 #include <mutex>
 #include <stdexcept>
 #include <string>
@@ -21,8 +29,15 @@
 #define CIRCOT_EMU_VALGRIND 1
 #endif
 
+// The kernels' static __shared__ variables (host_compat.h places them in this section).
+extern "C" {
+extern char __start_circot_shared[] __attribute__((weak));
+extern char __stop_circot_shared[] __attribute__((weak));
+}
+
 namespace circot_emu {
 namespace {
+constexpr unsigned kResident = 3;  // blocks in flight when interleaving
 
 constexpr size_t kStackBytes = 256 * 1024;
 constexpr size_t kMaxDynamicShared = 48 * 1024;  // without cudaFuncSetAttribute opt-in
@@ -91,17 +106,37 @@ class Stacks {
 #endif
 };
 
+struct Block {
+    uint3 idx;
+    std::vector<Thread> threads;
+    std::unique_ptr<Stacks> stacks;
+    std::vector<char> shared;     // this block's static shared memory while another one runs
+    std::vector<float4> dynamic;  // float4: 16-byte alignment
+    uint64_t round = 0;
+};
+
 struct Launch {
     const KernelInfo* kernel;
     const void* params;
     dim3 grid, block;
-    uint3 block_idx;
-    std::vector<Thread> threads;
+    CircotEmuMode mode;
+    Block* cur = nullptr;     // the block being scheduled
+    Block* loaded = nullptr;  // the block whose static shared memory is in the section
     Thread* current = nullptr;
     Fiber scheduler;
-    std::vector<float4> dynamic;  // float4: 16-byte alignment
     std::string error;
 };
+
+size_t static_shared_bytes() {
+    return __start_circot_shared == nullptr ? 0 : static_cast<size_t>(__stop_circot_shared - __start_circot_shared);
+}
+
+uint64_t mix(uint64_t x) {  // splitmix64 finaliser
+    x += 0x9e3779b97f4a7c15ull;
+    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+    x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+    return x ^ (x >> 31);
+}
 
 Launch* g = nullptr;    // the launch in progress
 std::mutex g_launch;    // kernels' shared memory is static storage: one launch at a time
@@ -113,7 +148,7 @@ std::string hex(unsigned m) {
 }
 
 std::string where(const Thread& t) {
-    const uint3 b = g->block_idx;
+    const uint3 b = g->cur->idx;
     return "kernel " + std::string(g->kernel->name) + ", block (" + std::to_string(b.x) + "," +
            std::to_string(b.y) + "," + std::to_string(b.z) + "), warp " + std::to_string(t.warp) + ", lane " +
            std::to_string(t.lane);
@@ -178,7 +213,7 @@ unsigned shuffle_source(Op op, unsigned lane, int b, int width) {
 
 Thread* lane_of(unsigned warp, unsigned lane) {
     const size_t i = warp * 32u + lane;
-    return i < g->threads.size() ? &g->threads[i] : nullptr;
+    return i < g->cur->threads.size() ? &g->cur->threads[i] : nullptr;
 }
 
 // Completes the collective that every lane of t's mask waits in.
@@ -215,7 +250,7 @@ void complete(const Thread& t) {
 // Completes every collective and barrier that can complete; reports whether any did.
 bool resolve() {
     bool progress = false;
-    for (Thread& t : g->threads) {
+    for (Thread& t : g->cur->threads) {
         if (t.state != State::InCollective) continue;
         bool ready = true;
         for (unsigned l = 0; l < 32 && ready; ++l) {
@@ -237,12 +272,12 @@ bool resolve() {
     // __syncthreads completes when every thread that has not exited waits in it (exited threads
     // count as arrived, as on the hardware).
     size_t waiting = 0, live = 0;
-    for (const Thread& t : g->threads) {
+    for (const Thread& t : g->cur->threads) {
         waiting += t.state == State::AtBarrier;
         live += t.state != State::Exited;
     }
     if (waiting > 0 && waiting == live) {
-        for (Thread& t : g->threads) {
+        for (Thread& t : g->cur->threads) {
             if (t.state == State::AtBarrier) t.state = State::Ready;
         }
         progress = true;
@@ -254,7 +289,7 @@ bool resolve() {
 void diagnose() {
     const Thread* barrier = nullptr;
     const Thread* coll = nullptr;
-    for (const Thread& t : g->threads) {
+    for (const Thread& t : g->cur->threads) {
         if (t.state == State::AtBarrier && barrier == nullptr) barrier = &t;
         if (t.state == State::InCollective && coll == nullptr) coll = &t;
     }
@@ -263,7 +298,7 @@ void diagnose() {
                   std::to_string(coll->lane) + " waits in " + in_collective(*coll));
         return;
     }
-    for (const Thread& t : g->threads) {
+    for (const Thread& t : g->cur->threads) {
         if (t.state != State::InCollective) continue;
         for (unsigned l = 0; l < 32; ++l) {
             const Thread* o = lane_of(t.warp, l);
@@ -278,39 +313,111 @@ void diagnose() {
               (coll ? in_collective(*coll) : std::string("__syncthreads")));
 }
 
-// Runs the current block; false on error.
-bool run_block(Stacks& stacks) {
+// Starts block `idx`: fibers at the entry, shared memory poisoned.
+void start_block(Block& blk, uint3 idx) {
     const dim3 b = g->block;
+    blk.idx = idx;
+    blk.round = 0;
+    blk.threads.assign(static_cast<size_t>(b.x) * b.y * b.z, Thread{});
+    if (!blk.stacks) blk.stacks = std::make_unique<Stacks>(blk.threads.size());
     size_t i = 0;
     for (unsigned z = 0; z < b.z; ++z) {
         for (unsigned y = 0; y < b.y; ++y) {
             for (unsigned x = 0; x < b.x; ++x, ++i) {
-                Thread& t = g->threads[i];
+                Thread& t = blk.threads[i];
                 t.idx = {x, y, z};
                 t.warp = static_cast<unsigned>(i / 32);
                 t.lane = static_cast<unsigned>(i % 32);
                 t.state = State::Ready;
-                t.fiber.init(stacks.stack(i), kStackBytes, fiber_main);
+                t.fiber.init(blk.stacks->stack(i), kStackBytes, fiber_main);
             }
         }
     }
-    for (float4& v : g->dynamic) memset(static_cast<void*>(&v), 0xff, sizeof v);
-    for (;;) {
-        bool ran = false, live = false;
-        for (Thread& t : g->threads) {
-            if (t.state != State::Ready) continue;
-            g->current = &t;
-            switch_fiber(g->scheduler, t.fiber);
-            if (!g->error.empty()) return false;
-            ran = true;
+    blk.shared.assign(static_shared_bytes(), static_cast<char>(0xff));
+    for (float4& v : blk.dynamic) memset(static_cast<void*>(&v), 0xff, sizeof v);
+    if (g->loaded == &blk) g->loaded = nullptr;  // its section contents are stale: reload poison
+}
+
+// Puts blk's static shared memory in the section (saving the previous block's).
+void load_shared(Block& blk) {
+    if (g->loaded == &blk) return;
+    const size_t n = static_shared_bytes();
+    if (n > 0) {
+        if (g->loaded) memcpy(g->loaded->shared.data(), __start_circot_shared, n);
+        memcpy(__start_circot_shared, blk.shared.data(), n);
+    }
+    g->loaded = &blk;
+}
+
+enum class Step { Running, Done, Failed };
+
+// One scheduling round of blk: every ready fiber runs until it waits or exits, then collectives
+// and barriers are resolved.
+Step step_block(Block& blk) {
+    g->cur = &blk;
+    load_shared(blk);
+    const size_t n = blk.threads.size();
+    std::vector<size_t> order(n);
+    for (size_t i = 0; i < n; ++i) order[i] = g->mode.lane_order == CIRCOT_EMU_ORDER_REVERSE ? n - 1 - i : i;
+    if (g->mode.lane_order == CIRCOT_EMU_ORDER_SHUFFLE) {
+        uint64_t r = mix(g->mode.order_seed ^ mix(blk.idx.x + 65536ull * (blk.idx.y + 65536ull * blk.idx.z)) ^
+                         mix(blk.round));
+        for (size_t i = n; i > 1; --i) {
+            r = mix(r);
+            std::swap(order[i - 1], order[r % i]);
         }
-        const bool resolved = resolve();
-        if (!g->error.empty()) return false;
-        for (const Thread& t : g->threads) live |= t.state != State::Exited;
-        if (!live) return true;
-        if (!ran && !resolved) {
-            diagnose();
-            return false;
+    }
+    ++blk.round;
+    bool ran = false, live = false;
+    for (size_t i : order) {
+        Thread& t = blk.threads[i];
+        if (t.state != State::Ready) continue;
+        g->current = &t;
+        switch_fiber(g->scheduler, t.fiber);
+        if (!g->error.empty()) return Step::Failed;
+        ran = true;
+    }
+    const bool resolved = resolve();
+    if (!g->error.empty()) return Step::Failed;
+    for (const Thread& t : blk.threads) live |= t.state != State::Exited;
+    if (!live) return Step::Done;
+    if (!ran && !resolved) {
+        diagnose();
+        return Step::Failed;
+    }
+    return Step::Running;
+}
+
+// Runs every block of the grid, kResident at a time in turn when interleaving.
+void run_grid(size_t dyn_floats) {
+    const dim3 gd = g->grid;
+    const uint64_t total = 1ull * gd.x * gd.y * gd.z;
+    const unsigned resident = g->mode.interleave_blocks ? kResident : 1;
+    std::vector<Block> blocks(static_cast<size_t>(std::min<uint64_t>(resident, total)));
+    for (Block& b : blocks) b.dynamic.resize(dyn_floats);
+    std::vector<Block*> live;
+    uint64_t next = 0;
+    auto admit = [&](Block& b) {
+        const uint64_t x = next % gd.x, y = next / gd.x % gd.y, z = next / gd.x / gd.y;
+        ++next;
+        start_block(b, {static_cast<unsigned>(x), static_cast<unsigned>(y), static_cast<unsigned>(z)});
+        live.push_back(&b);
+    };
+    for (Block& b : blocks) admit(b);
+    size_t turn = 0;
+    while (!live.empty()) {
+        turn %= live.size();
+        Block& b = *live[turn];
+        const Step st = step_block(b);
+        if (st == Step::Failed) return;
+        if (st == Step::Done) {
+            live.erase(live.begin() + static_cast<long>(turn));
+            if (next < total) {
+                admit(b);
+                std::swap(live.back(), live[turn]);  // the new block takes the finished one's turn
+            }
+        } else {
+            ++turn;
         }
     }
 }
@@ -332,44 +439,74 @@ std::string check_launch(const KernelInfo& k, const dim3& grid, const dim3& bloc
     return "";
 }
 
-std::string run(const KernelInfo& k, const dim3& grid, const dim3& block, size_t dyn, const void* params) {
+CircotEmuMufu g_mufu{CIRCOT_EMU_MUFU_EXACT, 0, 0};
+
+std::string run(const KernelInfo& k, const dim3& grid, const dim3& block, size_t dyn, const void* params,
+                const CircotEmuMode& mode) {
     std::lock_guard<std::mutex> lock(g_launch);
     Launch launch;
     launch.kernel = &k;
     launch.params = params;
     launch.grid = grid;
     launch.block = block;
-    launch.threads.resize(static_cast<size_t>(block.x) * block.y * block.z);
-    launch.dynamic.resize((dyn + sizeof(float4) - 1) / sizeof(float4));
-    Stacks stacks(launch.threads.size());
+    launch.mode = mode;
     g = &launch;
+    g_mufu = mode.mufu;
 #if defined(__SSE__)
     // The kernels are built with -ftz=true: flush subnormal results (FTZ) and inputs (DAZ) here too.
     const unsigned csr = _mm_getcsr();
     _mm_setcsr(csr | 0x8040u);
 #endif
-    for (unsigned z = 0; z < grid.z && launch.error.empty(); ++z) {
-        for (unsigned y = 0; y < grid.y && launch.error.empty(); ++y) {
-            for (unsigned x = 0; x < grid.x && launch.error.empty(); ++x) {
-                launch.block_idx = {x, y, z};
-                run_block(stacks);
-            }
-        }
-    }
+    run_grid((dyn + sizeof(float4) - 1) / sizeof(float4));
 #if defined(__SSE__)
     _mm_setcsr(csr);
 #endif
     g = nullptr;
+    g_mufu = {CIRCOT_EMU_MUFU_EXACT, 0, 0};
     return launch.error;
+}
+
+// x moved by `ulps` units in the last place, kept exact where that would leave the normal range
+// (0, infinities, NaN and results that would cross into subnormals or overflow).
+float nudge(float x, int ulps) {
+    uint32_t u;
+    memcpy(&u, &x, sizeof u);
+    const uint32_t mag = u & 0x7fffffffu;
+    if (ulps == 0 || mag < 0x00800000u || mag >= 0x7f800000u) return x;
+    const int64_t m = static_cast<int64_t>(mag) + ulps;
+    if (m < 0x00800000 || m >= 0x7f800000) return x;
+    u = (u & 0x80000000u) | static_cast<uint32_t>(m);
+    memcpy(&x, &u, sizeof x);
+    return x;
+}
+
+// The error of one SFU evaluation of op at input bits `in`: +bias, or seeded in [-2, 2] ulp.
+int ulp_error(uint32_t op, uint32_t in) {
+    switch (g_mufu.kind) {
+        case CIRCOT_EMU_MUFU_BIAS: return g_mufu.bias_ulps;
+        case CIRCOT_EMU_MUFU_SEEDED: return static_cast<int>(mix(g_mufu.seed ^ mix((uint64_t{op} << 32) | in)) % 5) - 2;
+        default: return 0;
+    }
+}
+
+uint32_t bits_of(float x) {
+    uint32_t u;
+    memcpy(&u, &x, sizeof u);
+    return u;
 }
 
 }  // namespace
 
 const uint3& thread_idx() { return g->current->idx; }
-const uint3& block_idx() { return g->block_idx; }
+const uint3& block_idx() { return g->cur->idx; }
 const dim3& block_dim() { return g->block; }
 const dim3& grid_dim() { return g->grid; }
-void* dynamic_shared() { return g->dynamic.data(); }
+void* dynamic_shared() { return g->cur->dynamic.data(); }
+
+float mufu_ex2(float x) { return nudge(exp2f(x), ulp_error(1, bits_of(x))); }
+float mufu_lg2(float x) { return nudge(log2f(x), ulp_error(2, bits_of(x))); }
+// __fdividef(a, b) = a·rcp.approx(b): the reciprocal's error carries into the quotient.
+float mufu_div(float a, float b) { return nudge(a / b, ulp_error(3, bits_of(b))); }
 
 void syncthreads() {
     g->current->state = State::AtBarrier;
@@ -391,8 +528,8 @@ unsigned vote(Vote kind, unsigned mask, int predicate) {
 }  // namespace circot_emu
 
 extern "C" int circot_emu_launch(const char* kernel, const uint32_t grid[3], const uint32_t block[3],
-                                 size_t dynamic_shared_bytes, const void* params, size_t params_size, char* err,
-                                 size_t err_cap) {
+                                 size_t dynamic_shared_bytes, const void* params, size_t params_size,
+                                 const CircotEmuMode* mode, char* err, size_t err_cap) {
     using namespace circot_emu;
     std::string msg;
     const KernelInfo* k = nullptr;
@@ -403,7 +540,7 @@ extern "C" int circot_emu_launch(const char* kernel, const uint32_t grid[3], con
         const dim3 gd{grid[0], grid[1], grid[2]}, bd{block[0], block[1], block[2]};
         msg = k == nullptr ? "unknown kernel " + std::string(kernel)
                            : check_launch(*k, gd, bd, dynamic_shared_bytes, params_size);
-        if (msg.empty()) msg = run(*k, gd, bd, dynamic_shared_bytes, params);
+        if (msg.empty()) msg = run(*k, gd, bd, dynamic_shared_bytes, params, *mode);
     } catch (const std::exception& e) {
         msg = std::string("emulator: ") + e.what();
     }

@@ -20,7 +20,7 @@ struct KernelInfo {
 extern const KernelInfo kKernels[];
 extern const size_t kKernelCount;
 
-// The launch's dynamic shared memory (16-byte aligned, filled with 0xff at the start of every block).
+// The block's dynamic shared memory (16-byte aligned, filled with 0xff at the start of every block).
 // Kernels compiled by nvcc declare `extern __shared__`; only emulator-only kernels call this.
 void* dynamic_shared();
 
@@ -35,11 +35,26 @@ void invoke(const void* params) {
 }  // namespace circot_emu
 
 extern "C" {
+// How strictly a launch is emulated (mirrored by circot_emu::Mode in Rust).
+enum { CIRCOT_EMU_MUFU_EXACT = 0, CIRCOT_EMU_MUFU_SEEDED = 1, CIRCOT_EMU_MUFU_BIAS = 2 };
+enum { CIRCOT_EMU_ORDER_FORWARD = 0, CIRCOT_EMU_ORDER_REVERSE = 1, CIRCOT_EMU_ORDER_SHUFFLE = 2 };
+struct CircotEmuMufu {
+    int32_t kind;       // CIRCOT_EMU_MUFU_*: ex2, lg2 and __fdividef's rcp exact (correctly rounded),
+                        // off by a seeded error in [-2, 2] ulp per call, or by bias_ulps
+    int32_t bias_ulps;
+    uint64_t seed;
+};
+struct CircotEmuMode {
+    CircotEmuMufu mufu;
+    int32_t lane_order;         // CIRCOT_EMU_ORDER_*: the order ready threads run in each round
+    int32_t interleave_blocks;  // nonzero: several blocks in flight, one round each in turn
+    uint64_t order_seed;
+};
 // Runs `kernel` to completion. Returns 0, or 1 with a NUL-terminated message in err (truncated to
 // err_cap bytes).
 int circot_emu_launch(const char* kernel, const uint32_t grid[3], const uint32_t block[3],
-                      size_t dynamic_shared_bytes, const void* params, size_t params_size, char* err,
-                      size_t err_cap);
+                      size_t dynamic_shared_bytes, const void* params, size_t params_size,
+                      const CircotEmuMode* mode, char* err, size_t err_cap);
 // Name of the i-th listed kernel, or null past the last.
 const char* circot_emu_kernel_name(size_t i);
 }

@@ -38,6 +38,124 @@ impl fmt::Display for EmuError {
 
 impl std::error::Error for EmuError {}
 
+/// How the emulator evaluates the SFU approximations (`ex2`, `lg2`, and the reciprocal of
+/// `__fdividef`), which the hardware gets right to about 2 ulp.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Mufu {
+    /// Correctly rounded (the libm result).
+    #[default]
+    Exact,
+    /// Off by a seeded error in `[-2, 2]` ulp, a function of the seed, the operation and its
+    /// input bits (so a run is reproducible).
+    Seeded(u64),
+    /// Off by this many ulp, always (away from zero for positive counts).
+    Bias(i32),
+}
+
+/// The order in which the ready threads of a block run in each scheduling round.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LaneOrder {
+    /// Thread 0 first.
+    #[default]
+    Forward,
+    /// The last thread first.
+    Reverse,
+    /// A seeded permutation, new in every round of every block.
+    Shuffle(u64),
+}
+
+/// How strictly a launch is emulated. Dynamic shared memory, and static shared memory in the
+/// `circot_shared` section (see [`Mode::interleave_blocks`]), are poisoned (0xff, NaN) at the
+/// start of every block in every mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Mode {
+    /// The SFU approximations.
+    pub mufu: Mufu,
+    /// The lane order.
+    pub lane_order: LaneOrder,
+    /// Several blocks in flight, one scheduling round each in turn, instead of one block after
+    /// the other. Each block gets its own copy of the static shared memory in the
+    /// `circot_shared` section only: g++ ignores that section for the statics of template
+    /// functions, which is where the crate's kernels declare theirs, so for those kernels this
+    /// mode is wrong (blocks would share one copy) and no preset enables it.
+    pub interleave_blocks: bool,
+}
+
+impl Mode {
+    /// The strict mode: seeded MUFU errors, lanes in a seeded order that changes every round.
+    pub fn strict(seed: u64) -> Self {
+        Mode {
+            mufu: Mufu::Seeded(seed),
+            lane_order: LaneOrder::Shuffle(seed),
+            interleave_blocks: false,
+        }
+    }
+
+    /// The mode `CIRCOT_EMU_MODE` names: unset or `plain` ([`Mode::default`]), `strict[:SEED]`,
+    /// `reverse` (reversed lanes), `bias[:ULPS]` (MUFU biased by ULPS, default
+    /// 2). Panics on anything else, so that a CI typo cannot silently test the plain mode.
+    pub fn from_env() -> Self {
+        let value = std::env::var("CIRCOT_EMU_MODE").unwrap_or_default();
+        let (name, arg) = value.split_once(':').unwrap_or((value.as_str(), ""));
+        let num = |default: i64| -> i64 {
+            if arg.is_empty() {
+                default
+            } else {
+                arg.parse()
+                    .unwrap_or_else(|_| panic!("CIRCOT_EMU_MODE={value}: {arg:?} is not a number"))
+            }
+        };
+        match name {
+            "" | "plain" => Mode::default(),
+            "strict" => Mode::strict(num(1) as u64),
+            "reverse" => Mode {
+                lane_order: LaneOrder::Reverse,
+                interleave_blocks: false,
+                ..Mode::default()
+            },
+            "bias" => Mode {
+                mufu: Mufu::Bias(num(2) as i32),
+                ..Mode::default()
+            },
+            _ => panic!(
+                "CIRCOT_EMU_MODE={value}: expected plain, strict[:SEED], reverse or bias[:ULPS]"
+            ),
+        }
+    }
+
+    fn raw(&self) -> RawMode {
+        let (kind, bias_ulps, seed) = match self.mufu {
+            Mufu::Exact => (0, 0, 0),
+            Mufu::Seeded(s) => (1, 0, s),
+            Mufu::Bias(b) => (2, b, 0),
+        };
+        let (lane_order, order_seed) = match self.lane_order {
+            LaneOrder::Forward => (0, 0),
+            LaneOrder::Reverse => (1, 0),
+            LaneOrder::Shuffle(s) => (2, s),
+        };
+        RawMode {
+            kind,
+            bias_ulps,
+            seed,
+            lane_order,
+            interleave_blocks: self.interleave_blocks.into(),
+            order_seed,
+        }
+    }
+}
+
+/// `CircotEmuMode` of `csrc/emu.h`.
+#[repr(C)]
+struct RawMode {
+    kind: i32,
+    bias_ulps: i32,
+    seed: u64,
+    lane_order: i32,
+    interleave_blocks: i32,
+    order_seed: u64,
+}
+
 unsafe extern "C" {
     fn circot_emu_launch(
         kernel: *const c_char,
@@ -46,6 +164,7 @@ unsafe extern "C" {
         dynamic_shared_bytes: usize,
         params: *const c_void,
         params_size: usize,
+        mode: *const RawMode,
         err: *mut c_char,
         err_cap: usize,
     ) -> c_int;
@@ -69,7 +188,41 @@ pub fn kernel_names() -> &'static [&'static str] {
     })
 }
 
-/// Runs `kernel` on the CPU with the given launch configuration and waits for it.
+/// Runs `kernel` on the CPU with the given launch configuration and waits for it, in the mode
+/// `CIRCOT_EMU_MODE` names ([`Mode::from_env`]); [`launch_with`] takes the mode.
+///
+/// # Errors
+///
+/// As [`launch_with`].
+///
+/// # Safety
+///
+/// As [`launch_with`].
+pub unsafe fn launch(
+    kernel: &str,
+    grid: [u32; 3],
+    block: [u32; 3],
+    dynamic_shared_bytes: usize,
+    params: *const c_void,
+    params_size: usize,
+) -> Result<(), EmuError> {
+    static MODE: OnceLock<Mode> = OnceLock::new();
+    let mode = *MODE.get_or_init(Mode::from_env);
+    // SAFETY: the caller's contract, forwarded unchanged.
+    unsafe {
+        launch_with(
+            mode,
+            kernel,
+            grid,
+            block,
+            dynamic_shared_bytes,
+            params,
+            params_size,
+        )
+    }
+}
+
+/// Runs `kernel` on the CPU in `mode` with the given launch configuration and waits for it.
 ///
 /// Launches are serialised (kernels' shared memory is static storage of the emulator).
 ///
@@ -86,7 +239,8 @@ pub fn kernel_names() -> &'static [&'static str] {
 /// valid host memory for all the reads and writes the kernel makes with that grid (for
 /// `SinkhornParams`: the sizes `batch` and `k` imply, with null only where params.h allows it).
 /// Nothing else may access that memory during the call.
-pub unsafe fn launch(
+pub unsafe fn launch_with(
+    mode: Mode,
     kernel: &str,
     grid: [u32; 3],
     block: [u32; 3],
@@ -94,11 +248,13 @@ pub unsafe fn launch(
     params: *const c_void,
     params_size: usize,
 ) -> Result<(), EmuError> {
+    let raw = mode.raw();
     let name = CString::new(kernel).map_err(|_| EmuError {
         message: format!("kernel name {kernel:?} contains a NUL byte"),
     })?;
     let mut err = vec![0u8; 1024];
-    // SAFETY: name is NUL-terminated, grid and block are 3 readable u32 each, err is err.len()
+    // SAFETY: name is NUL-terminated, grid and block are 3 readable u32 each, raw is a live
+    // CircotEmuMode (same layout, #[repr(C)]), err is err.len()
     // writable bytes; params and the memory it points to are valid as this function's caller
     // guarantees, and the C++ side reads params_size bytes of it only after checking the size.
     let status = unsafe {
@@ -109,6 +265,7 @@ pub unsafe fn launch(
             dynamic_shared_bytes,
             params,
             params_size,
+            &raw,
             err.as_mut_ptr().cast(),
             err.len(),
         )

@@ -1,6 +1,6 @@
 //! The emulator's own test kernels (csrc/test_kernels.cu): bugs it must report, and the semantics of
 //! shuffles, votes and shared memory.
-use circot_emu::{EmuError, launch};
+use circot_emu::{EmuError, Mode, launch_with};
 
 #[repr(C)]
 struct TestParams {
@@ -25,8 +25,10 @@ fn run(
     // SAFETY: params is a live TestParams (the test kernels' parameter); out has an entry for every
     // index the kernel writes with this grid (asserted by the callers' sizes), and nothing else
     // touches it during the call.
+    // The plain mode: the diagnostics name the first offending lane in thread order.
     unsafe {
-        launch(
+        launch_with(
+            Mode::default(),
             kernel,
             [grid, 1, 1],
             [block, 1, 1],
@@ -140,7 +142,7 @@ fn rejects_bad_launches() {
     }
     // SAFETY: the size check fails before anything is read through the (null) params pointer.
     let err = unsafe {
-        launch(
+        circot_emu::launch(
             "circot_sinkhorn_f32_k8",
             [1; 3],
             [32, 1, 1],
