@@ -380,6 +380,13 @@ CIRCOT_UNROLL
 // x·log2 x with 0·log2 0 = 0 (entropy terms of zero masses).
 __host__ __device__ __forceinline__ float xlog2x(float x, float lx) { return x > 0.f ? x * lx : 0.f; }
 
+// 1/x to about 1 ulp: MUFU.RCP (__fdividef, about 2 ulp, biased alike on every call) and one
+// Newton step, 2 FFMA. For renormalisations, whose sums must not inherit the reciprocal's bias.
+__host__ __device__ __forceinline__ float recip(float x) {
+    const float r = __fdividef(1.f, x);
+    return fmaf(r, fmaf(-x, r, 1.f), r);
+}
+
 // Reads problem b's row of a B x K distribution and renormalises it in f32, as the CPU backend does:
 // x = raw / sum, lx = log2 raw - log2 sum (-inf at zero mass). Rows are validated to sum to 1 only
 // up to their type's precision (f16/bf16 rounding alone leaves |sum - 1| up to about K·2^-9), and
@@ -390,7 +397,7 @@ __host__ __device__ __forceinline__ void load_distribution(const Team& t, const 
 CIRCOT_UNROLL
     for (int s = 0; s < Team::kSlots; ++s) x[s] = t.valid(s) ? load<T>(base, b * t.k() + t.cls(s)) : 0.f;
     const float sum = team_sum(t, [&](int s) { return x[s]; });
-    const float inv = __fdividef(1.f, sum), lsum = lg2(sum);
+    const float inv = recip(sum), lsum = lg2(sum);
 CIRCOT_UNROLL
     for (int s = 0; s < Team::kSlots; ++s) {
         lx[s] = lg2(x[s]) - lsum;
@@ -459,6 +466,12 @@ CIRCOT_UNROLL
             la[s] -= lsum;
             a[s] = ex2(la[s]);
         }
+        // MUFU.EX2/LG2 are about 2 ulp off, so sum a differs from sum beta by up to ~1e-6: a floor
+        // under the L1 marginal error, which can then never reach a tolerance near it.
+        // Renormalise a by its f32 sum, with a reciprocal refined to ~1 ulp (see recip).
+        const float inv = recip(team_sum(t, [&](int s) { return a[s]; }));
+CIRCOT_UNROLL
+        for (int s = 0; s < S; ++s) a[s] *= inv;
     } else {
         load_distribution<T>(t, p.source, b, a, la);
     }
