@@ -3,98 +3,33 @@
 //! invalid, flagged in its outputs (kernels/params.h): loss, transport cost and marginal error NaN,
 //! iterations -1, potentials, gradients and plan zero; the other problems of the batch are
 //! unaffected (bit for bit the same as with those labels ignored).
-use circot::cuda::SinkhornParams;
-use circot_emu::launch;
+mod common;
 
-struct Outputs {
-    loss: Vec<f32>,
-    transport_cost: Vec<f32>,
-    f: Vec<f32>,
-    g: Vec<f32>,
-    grad_source: Vec<f32>,
-    iterations: Vec<i32>,
-    marginal_error: Vec<f32>,
-    plan: Vec<f32>,
-}
-
-fn cost(k: usize) -> Vec<f32> {
-    (0..k * k)
-        .map(|x| {
-            if x / k == x % k {
-                0.0
-            } else {
-                0.25 + ((x * 37 + 11) % 17) as f32 / 16.0
-            }
-        })
-        .collect()
-}
+use common::Outputs;
 
 fn sources(batch: usize, k: usize) -> Vec<f32> {
     (0..batch)
-        .flat_map(|p| {
-            let w: Vec<f32> = (0..k)
-                .map(|i| 1.0 + ((i * 7 + p * 5) % 11) as f32)
-                .collect();
-            let total: f32 = w.iter().sum();
-            w.into_iter().map(move |x| x / total)
-        })
+        .flat_map(|p| common::distribution(k, p))
         .collect()
 }
 
+/// Outputs start as 7 so that a write of zero or NaN shows.
 fn solve(kernel: &str, k: usize, labels: &[i64], smoothing: f32) -> Outputs {
     let batch = labels.len();
-    let (source, c) = (sources(batch, k), cost(k));
-    let mut o = Outputs {
-        loss: vec![7.0; batch],
-        transport_cost: vec![7.0; batch],
-        f: vec![7.0; batch * k],
-        g: vec![7.0; batch * k],
-        grad_source: vec![7.0; batch * k],
-        iterations: vec![7; batch],
-        marginal_error: vec![7.0; batch],
-        plan: vec![7.0; batch * k * k],
-    };
-    let params = SinkhornParams {
-        source: source.as_ptr() as u64,
-        target: 0,
-        labels: labels.as_ptr() as u64,
-        cost: c.as_ptr() as u64,
-        loss: o.loss.as_mut_ptr() as u64,
-        transport_cost: o.transport_cost.as_mut_ptr() as u64,
-        f: o.f.as_mut_ptr() as u64,
-        g: o.g.as_mut_ptr() as u64,
-        grad_source: o.grad_source.as_mut_ptr() as u64,
-        grad_logits: 0,
-        iterations: o.iterations.as_mut_ptr() as u64,
-        marginal_error: o.marginal_error.as_mut_ptr() as u64,
-        plan: o.plan.as_mut_ptr() as u64,
-        init_g: 0,
-        batch: batch as i64,
-        k: k as i32,
+    let (source, cost) = (sources(batch, k), common::cost(k));
+    common::solve(&common::Launch {
+        kernel,
+        k,
+        batch,
+        grid: None,
+        source: &source,
+        target: None,
+        labels: Some(labels),
+        cost: &cost,
         max_iters: 500,
-        eps: 0.1,
-        tol: 1e-5,
         smoothing,
-        source_is_logits: 0,
-        convention: 0,
-        reserved: 0,
-    };
-    let per_problem = if kernel.ends_with("_kn") { 32 } else { 1 };
-    let grid = (batch * per_problem).div_ceil(128) as u32;
-    // SAFETY: params mirrors SinkhornParams; every pointer is a live host buffer sized for `batch`
-    // problems of k classes (plan k x k), inputs are read-only, and nothing else touches them.
-    unsafe {
-        launch(
-            kernel,
-            [grid, 1, 1],
-            [128, 1, 1],
-            0,
-            (&raw const params).cast(),
-            size_of::<SinkhornParams>(),
-        )
-    }
-    .unwrap();
-    o
+        fill: 7.0,
+    })
 }
 
 #[test]

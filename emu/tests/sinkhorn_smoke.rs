@@ -1,44 +1,22 @@
 //! The real kernels under the emulator: marginals of a solved problem, the one-hot closed form, and
 //! agreement of the any-K path with the K = 8 path. The crate's own tests cover the numerics in depth.
-use circot::cuda::SinkhornParams;
-use circot_emu::launch;
+mod common;
+
+use common::Outputs;
 
 const K: usize = 8;
 
-#[derive(Default)]
-struct Outputs {
-    loss: Vec<f32>,
-    transport_cost: Vec<f32>,
-    f: Vec<f32>,
-    g: Vec<f32>,
-    grad_source: Vec<f32>,
-    iterations: Vec<i32>,
-    marginal_error: Vec<f32>,
-    plan: Vec<f32>,
-}
-
 /// A deterministic, non-symmetric cost with zero diagonal.
 fn cost() -> Vec<f32> {
-    (0..K * K)
-        .map(|x| {
-            if x / K == x % K {
-                0.0
-            } else {
-                0.25 + ((x * 37 + 11) % 17) as f32 / 16.0
-            }
-        })
-        .collect()
+    common::cost(K)
 }
 
 fn distribution(seed: usize) -> Vec<f32> {
-    let w: Vec<f32> = (0..K)
-        .map(|i| 1.0 + ((i * 7 + seed * 5) % 11) as f32)
-        .collect();
-    let total: f32 = w.iter().sum();
-    w.iter().map(|x| x / total).collect()
+    common::distribution(K, seed)
 }
 
-/// Solves with the launcher's geometry (block 128), or with `grid` blocks if given.
+/// Solves with the launcher's geometry (block 128), or with `grid` blocks if given; outputs start
+/// as NaN (iterations -1) so that an unwritten entry shows.
 fn solve(
     kernel: &str,
     grid: Option<u32>,
@@ -48,57 +26,19 @@ fn solve(
     labels: Option<&[i64]>,
     cost: &[f32],
 ) -> Outputs {
-    let mut o = Outputs {
-        loss: vec![f32::NAN; batch],
-        transport_cost: vec![f32::NAN; batch],
-        f: vec![f32::NAN; batch * K],
-        g: vec![f32::NAN; batch * K],
-        grad_source: vec![f32::NAN; batch * K],
-        iterations: vec![-1; batch],
-        marginal_error: vec![f32::NAN; batch],
-        plan: vec![f32::NAN; batch * K * K],
-    };
-    let params = SinkhornParams {
-        source: source.as_ptr() as u64,
-        target: target.map_or(0, |t| t.as_ptr() as u64),
-        labels: labels.map_or(0, |l| l.as_ptr() as u64),
-        cost: cost.as_ptr() as u64,
-        loss: o.loss.as_mut_ptr() as u64,
-        transport_cost: o.transport_cost.as_mut_ptr() as u64,
-        f: o.f.as_mut_ptr() as u64,
-        g: o.g.as_mut_ptr() as u64,
-        grad_source: o.grad_source.as_mut_ptr() as u64,
-        grad_logits: 0,
-        iterations: o.iterations.as_mut_ptr() as u64,
-        marginal_error: o.marginal_error.as_mut_ptr() as u64,
-        plan: o.plan.as_mut_ptr() as u64,
-        init_g: 0,
-        batch: batch as i64,
-        k: K as i32,
+    common::solve(&common::Launch {
+        kernel,
+        k: K,
+        batch,
+        grid,
+        source,
+        target,
+        labels,
+        cost,
         max_iters: 2000,
-        eps: 0.1,
-        tol: 1e-5,
         smoothing: 0.0,
-        source_is_logits: 0,
-        convention: 0,
-        reserved: 0,
-    };
-    let per_problem = if kernel.ends_with("_kn") { 32 } else { 1 };
-    let grid = grid.unwrap_or((batch * per_problem).div_ceil(128) as u32);
-    // SAFETY: params mirrors SinkhornParams; every pointer is a live host buffer sized for `batch`
-    // problems of K classes (plan K x K), inputs are read-only, and nothing else touches them.
-    unsafe {
-        launch(
-            kernel,
-            [grid, 1, 1],
-            [128, 1, 1],
-            0,
-            (&raw const params).cast(),
-            size_of::<SinkhornParams>(),
-        )
-    }
-    .unwrap();
-    o
+        fill: f32::NAN,
+    })
 }
 
 #[test]
