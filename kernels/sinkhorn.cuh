@@ -337,9 +337,12 @@ CIRCOT_UNROLL
         }
         if (err <= p.tol || it >= p.max_iters) break;
     }
+    // A zero-mass row (a_i = 0) takes no part in the dual value, and its f_i is defined as the
+    // c-transform of the final g: the check's product s (= G w after the last g-update, with W),
+    // not the previous one, which would leave it one g-update stale.
 CIRCOT_UNROLL
     for (int i = 0; i < K; ++i) {
-        u[i] = -(lg2(s_prev[i]) + static_cast<float>(W_prev));
+        u[i] = a[i] > 0.f ? -(lg2(s_prev[i]) + static_cast<float>(W_prev)) : -(lg2(s[i]) + static_cast<float>(W));
         v[i] = -(lg2(tt[i]) + static_cast<float>(Z));
     }
     return it;
@@ -539,7 +542,12 @@ CIRCOT_UNROLL
                 t.row_lse(w, un);
                 // a > 0 guard: a zero-mass row may have 2^(u - u') overflow, and 0·inf is NaN.
                 err = team_sum(t, [&](int s) { return a[s] > 0.f ? a[s] * fabsf(expm1f((u[s] - un[s]) * kLn2)) : 0.f; });
-                if (t.all(err <= p.tol || it >= p.max_iters)) break;  // err is warp-uniform: see sum
+                if (t.all(err <= p.tol || it >= p.max_iters)) {  // err is warp-uniform: see sum
+                    // A zero-mass row's f is the c-transform of the final g (see gibbs_iterate).
+CIRCOT_UNROLL
+                    for (int s = 0; s < S; ++s) u[s] = a[s] > 0.f ? u[s] : un[s];
+                    break;
+                }
 CIRCOT_UNROLL
                 for (int s = 0; s < S; ++s) u[s] = un[s];
             }

@@ -419,3 +419,75 @@ fn every_storage_type_converges_to_the_default_tolerance() {
     converges::<f16>();
     converges::<bf16>();
 }
+
+/// A zero-mass source class takes no part in the loss, but its potential is still reported (and
+/// is the gradient there): f_i must be the c-transform of the final g, f_i = −ε·log Σ_j β_j
+/// exp((g_j − C_ij)/ε) (numerics.md's f-update), not one g-update stale. With a one-hot source
+/// the plan is exact after the first g-update, so a stale f would be the c-transform of g0 = 0.
+/// Checked on the three loops: `_kn` (K = 3), `_k8` Gibbs (max C/ε = 35) and `_k8` log-sum-exp
+/// (max C/ε = 70).
+#[test]
+fn zero_mass_source_classes_get_the_c_transform_of_the_final_g() {
+    emulator();
+    let cases: [(usize, f64); 3] = [(3, 0.1), (8, 0.1), (8, 0.05)];
+    for (k, eps) in cases {
+        let cost = CostMatrix::new(
+            Array2::from_shape_fn((k, k), |(i, j)| (i as f64 - j as f64).abs() / 2.0).view(),
+        )
+        .unwrap();
+        let mut a = Array2::<f32>::zeros((1, k));
+        a[(0, 0)] = 1.0;
+        let beta: Vec<f64> = if k == 3 {
+            vec![0.2, 0.3, 0.5]
+        } else {
+            let d = distributions(1, k, 5);
+            d.row(0).to_vec()
+        };
+        let b = Array2::from_shape_fn((1, k), |(_, j)| beta[j] as f32);
+        let options = SolveOptions::new(eps);
+        let s = solve(
+            &cost,
+            Source::Probabilities(a.view()),
+            Target::Distributions(b.view()),
+            &options,
+            Backend::Emulated,
+        )
+        .unwrap();
+        let f = s.f.mapv(f64::from);
+        let g = s.g.mapv(f64::from);
+        // The f-update in f64 from the kernel's g, with β as the kernel saw it (renormalised f32).
+        let bsum: f64 = b.iter().map(|&x| f64::from(x)).sum();
+        let c = cost.view();
+        let tol = 8.0 * unit(k, cost.max(), eps, f64::from(f32::EPSILON)) * cost.max();
+        for i in 0..k {
+            let lse = (0..k)
+                .map(|j| (f64::from(b[(0, j)]) / bsum).ln() + (g[(0, j)] - c[(i, j)]) / eps)
+                .fold(f64::NEG_INFINITY, |m, x| {
+                    let hi = m.max(x);
+                    if hi == f64::NEG_INFINITY {
+                        hi
+                    } else {
+                        hi + ((m - hi).exp() + (x - hi).exp()).ln()
+                    }
+                });
+            let want = -eps * lse;
+            assert!(
+                (f[(0, i)] - want).abs() <= tol,
+                "K = {k}, eps = {eps}: f[{i}] = {} but the c-transform of the final g is {want} \
+                 (tolerance {tol:e})",
+                f[(0, i)]
+            );
+        }
+        if k == 3 {
+            // One-sided finite differences of the loss along e1 − e0 and e2 − e0 (POT, OTT).
+            let gs = s.grad_source.mapv(f64::from);
+            for (j, want) in [(1, -0.47769), (2, -0.93069)] {
+                let got = gs[(0, j)] - gs[(0, 0)];
+                assert!(
+                    (got - want).abs() <= 2e-4,
+                    "directional derivative along e{j} - e0: {got} against {want}"
+                );
+            }
+        }
+    }
+}
