@@ -542,15 +542,13 @@ CIRCOT_UNROLL
                 t.row_lse(w, un);
                 // a > 0 guard: a zero-mass row may have 2^(u - u') overflow, and 0·inf is NaN.
                 err = team_sum(t, [&](int s) { return a[s] > 0.f ? a[s] * fabsf(expm1f((u[s] - un[s]) * kLn2)) : 0.f; });
-                if (t.all(err <= p.tol || it >= p.max_iters)) {  // err is warp-uniform: see sum
-                    // A zero-mass row's f is the c-transform of the final g (see gibbs_iterate).
-CIRCOT_UNROLL
-                    for (int s = 0; s < S; ++s) u[s] = a[s] > 0.f ? u[s] : un[s];
-                    break;
-                }
+                if (t.all(err <= p.tol || it >= p.max_iters)) break;  // err is warp-uniform: see sum
 CIRCOT_UNROLL
                 for (int s = 0; s < S; ++s) u[s] = un[s];
             }
+            // A zero-mass row's f is the c-transform of the final g (see gibbs_iterate).
+CIRCOT_UNROLL
+            for (int s = 0; s < S; ++s) u[s] = a[s] > 0.f ? u[s] : un[s];
         }
     }
 
