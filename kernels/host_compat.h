@@ -103,6 +103,8 @@ template <class T>
 T __ldg(const T* p) {
     return *p;
 }
+// A launch's fibers share one OS thread, but launches may run on several: a real atomic.
+inline int atomicAdd(int* p, int v) { return __atomic_fetch_add(p, v, __ATOMIC_RELAXED); }
 
 // f16: GCC 12's _Float16 converts with round-to-nearest-even, like cvt.rn.f16.f32.
 using __half = _Float16;

@@ -1,7 +1,7 @@
 // The one parameter block every Sinkhorn entry point takes, by value.
 //
 // Mirrored field for field by `src/cuda/params.rs` (`SinkhornParams`, #[repr(C)]), whose
-// const asserts pin the size (152 bytes) and alignment (8). Change both or neither.
+// const asserts pin the size (192 bytes) and alignment (8). Change both or neither.
 #pragma once
 #include <stdint.h>
 
@@ -33,6 +33,17 @@ struct SinkhornParams {
     // Optional input, element type T.
     const void* init_g;          // B x K warm start for g (KL units, any shift), or null for g = 0
 
+    // Rounds (src/cuda/rounds.rs). In tolerance mode one launch may stop a problem unfinished at
+    // `round_cap` iterations and hand it, with its exact state, to the next launch, which runs only
+    // the handed-on problems: they are packed into full warps instead of each warp of the first
+    // launch waiting for its slowest lane. A problem's outputs are bit for bit those of one launch.
+    const int32_t* work;         // this launch's problems (indices < B), or null: all B in order
+    const int32_t* work_count;   // device memory: how many entries `work` holds; read when work is set
+    int32_t* next_work;          // B entries: where stopped problems are appended, or null: none stops
+    int32_t* next_count;         // device memory, zero before the launch: entries appended
+    float* resume;               // B x (K + 1): a stopped problem's state (written when it stops,
+                                 // read when `work` is set); `iterations` holds its count so far
+
     int64_t batch;               // B
     int32_t k;                   // K, 2..=32; must equal the entry point's K where it has one
     int32_t max_iters;           // >= 1
@@ -41,10 +52,11 @@ struct SinkhornParams {
     float smoothing;             // label targets only: beta = (1 - s) e_y + s / K; 0 = one-hot
     int32_t source_is_logits;    // 0 or 1
     int32_t convention;          // CIRCOT_CONVENTION_*
-    int32_t reserved;            // zero; keeps the struct a multiple of 8 bytes
+    int32_t round_cap;           // iterations a problem may reach in this launch (1..=max_iters);
+                                 // beyond it, a problem that is not done stops, if next_work is set
 };
 
 #ifdef __cplusplus
-static_assert(sizeof(SinkhornParams) == 152, "SinkhornParams layout is mirrored in Rust");
+static_assert(sizeof(SinkhornParams) == 192, "SinkhornParams layout is mirrored in Rust");
 static_assert(alignof(SinkhornParams) == 8, "SinkhornParams layout is mirrored in Rust");
 #endif

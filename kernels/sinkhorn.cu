@@ -16,11 +16,21 @@
 //   gridDim = (any x >= 1, 1, 1): a grid-stride loop covers all problems, so the grid may be capped;
 //   no dynamic shared memory (static shared: 224/256 bytes for _k7/_k8, 11 KB for _kn).
 //   Suggested: n = 128, gridDim.x = min(ceil(batch * THREADS_PER_PROBLEM / n), 65535).
+// A _k7/_k8 launch solves problems work[0..*work_count) or, with work null, 0..batch (params.h,
+// rounds); a _kn launch always solves 0..batch to the end (WarpTeam::kRounds).
 #include "sinkhorn.cuh"
 
 namespace circot {
 
 constexpr int kMaxBlockThreads = 256;
+
+// How many problems this launch solves, and the one at position `pos`.
+__device__ __forceinline__ int64_t launch_size(const SinkhornParams& p) {
+    return p.work ? static_cast<int64_t>(__ldg(p.work_count)) : p.batch;
+}
+__device__ __forceinline__ int64_t problem_at(const SinkhornParams& p, int64_t pos) {
+    return p.work ? static_cast<int64_t>(__ldg(p.work + pos)) : pos;
+}
 
 template <class T, int K>
 __device__ __forceinline__ void sinkhorn_thread(const SinkhornParams& p) {
@@ -28,9 +38,9 @@ __device__ __forceinline__ void sinkhorn_thread(const SinkhornParams& p) {
     alignas(16) __shared__ float rows[K * Team::kStride];
     load_scaled_cost(p, K, Team::kStride, rows, nullptr);
     Team team{rows};
-    const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
-    for (int64_t b = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; b < p.batch; b += stride) {
-        solve<T>(team, p, b);
+    const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x, n = launch_size(p);
+    for (int64_t pos = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; pos < n; pos += stride) {
+        solve<T>(team, p, problem_at(p, pos));
     }
 }
 

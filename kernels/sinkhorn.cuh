@@ -107,6 +107,8 @@ struct ThreadTeam {
     static constexpr int kSlots = K;
     // All K classes in one thread's registers: the Gibbs-kernel iteration (gibbs_iterate) applies.
     static constexpr bool kGibbs = true;
+    // A lane per problem: a warp waits for its slowest lane, which rounds (params.h) avoid.
+    static constexpr bool kRounds = true;
     static constexpr int kStride = (K + 3) / 4 * 4;
     const float* rows;
 
@@ -164,6 +166,9 @@ CIRCOT_UNROLL
 struct WarpTeam {
     static constexpr int kSlots = 1;
     static constexpr bool kGibbs = false;
+    // A warp per problem: no lane waits for another problem, so rounds would only add launches
+    // (and their state cost registers). Work lists and round_cap are ignored.
+    static constexpr bool kRounds = false;
     // 32 classes + 4: rows stay 16-byte aligned and the 8 lanes of one LDS.128 phase hit distinct banks.
     static constexpr int kStride = 36;
     const float* rows;
@@ -264,12 +269,26 @@ __host__ __device__ __forceinline__ int exponent_of(float x) {  // floor(log2 x)
 }
 __host__ __device__ __forceinline__ float octave(int e) { return __int_as_float((e + 127) << 23); }  // 2^e
 
-// Runs the iteration from the first f-update's input beta∘V0 = 2^start (start = lb + v0, log2 units)
-// until the error is <= tol or max_iters; writes u, v (log2 units) and err, returns the iterations.
+// beta∘V0 = 2^start (start = lb + v0, log2 units) as the Gibbs loop carries it: w·2^W with W an
+// integer near max(start), so that w stays in range.
+template <int K>
+__host__ __device__ __forceinline__ void gibbs_state(const float (&start)[K], float (&w)[K], int& W) {
+    float top = start[0];
+CIRCOT_UNROLL
+    for (int j = 1; j < K; ++j) top = fmaxf(top, start[j]);
+    W = static_cast<int>(floorf(top));
+CIRCOT_UNROLL
+    for (int j = 0; j < K; ++j) w[j] = ex2(start[j] - static_cast<float>(W));
+}
+
+// Runs the iteration from the state (w, W) after g-update `it0` (gibbs_state of the first f-update's
+// input when it0 = 0) until the error is <= tol or `cap` iterations; leaves the state after the last
+// g-update in (w, W) (what a stopped problem resumes from, bit for bit), writes u, v (log2 units)
+// and err, returns the iterations.
 template <int K>
 __host__ __device__ __forceinline__ int gibbs_iterate(const ThreadTeam<K>& t, const SinkhornParams& p,
-                                                     const float (&a)[K], const float (&bt)[K],
-                                                     const float (&start)[K], float (&u)[K], float (&v)[K],
+                                                     const float (&a)[K], const float (&bt)[K], float (&w)[K],
+                                                     int& W, int it0, int cap, float (&u)[K], float (&v)[K],
                                                      float& err) {
     float g[K][K];
 CIRCOT_UNROLL
@@ -277,14 +296,7 @@ CIRCOT_UNROLL
 CIRCOT_UNROLL
         for (int j = 0; j < K; ++j) g[i][j] = ex2(-t.cost(i, j));
     }
-    // beta∘V = w·2^W with W an integer near max(start), so that w stays in range.
-    float top = start[0];
-CIRCOT_UNROLL
-    for (int j = 1; j < K; ++j) top = fmaxf(top, start[j]);
-    int W = static_cast<int>(floorf(top));
-    float w[K], s[K], s_prev[K], q[K], tt[K];
-CIRCOT_UNROLL
-    for (int j = 0; j < K; ++j) w[j] = ex2(start[j] - static_cast<float>(W));
+    float s[K], s_prev[K], q[K], tt[K];
 CIRCOT_UNROLL
     for (int i = 0; i < K; ++i) {
         float acc = 0.f;
@@ -293,7 +305,7 @@ CIRCOT_UNROLL
         s[i] = acc;
     }
     int it, W_prev = W, Z = 0;
-    for (it = 1;; ++it) {
+    for (it = it0 + 1;; ++it) {
         // f-update
         float top_q = 0.f;
 CIRCOT_UNROLL
@@ -335,7 +347,7 @@ CIRCOT_UNROLL
             s[i] = acc;
             err += fabsf(q[i] * acc * up - a[i]);
         }
-        if (err <= p.tol || it >= p.max_iters) break;
+        if (err <= p.tol || it >= cap) break;
     }
     // A zero-mass row (a_i = 0) takes no part in the dual value, and its f_i is defined as the
     // c-transform of the final g: the check's product s (= G w after the last g-update, with W),
@@ -348,13 +360,10 @@ CIRCOT_UNROLL
     return it;
 }
 
-// The Gibbs-kernel iteration where it applies (a thread team, max C/eps within the bound); returns
-// false where the log-sum-exp form must run instead.
+// Whether the Gibbs-kernel iteration applies: a thread team, and max C/eps within the bound (the
+// same for every problem of a launch: the cost and eps are shared).
 template <class Team>
-__host__ __device__ __forceinline__ bool try_gibbs(const Team& t, const SinkhornParams& p, const float (&a)[Team::kSlots],
-                                                  const float (&bt)[Team::kSlots], const float (&start)[Team::kSlots],
-                                                  float (&u)[Team::kSlots], float (&v)[Team::kSlots], float& err,
-                                                  int& it) {
+__host__ __device__ __forceinline__ bool gibbs_applies(const Team& t) {
     if constexpr (Team::kGibbs) {
         constexpr int K = Team::kSlots;
         float max_c = 0.f;
@@ -363,9 +372,7 @@ CIRCOT_UNROLL
 CIRCOT_UNROLL
             for (int j = 0; j < K; ++j) max_c = fmaxf(max_c, t.cost(i, j));
         }
-        if (!(max_c <= kGibbsMaxCostOverEps * kLog2e)) return false;
-        it = gibbs_iterate(t, p, a, bt, start, u, v, err);
-        return true;
+        return max_c <= kGibbsMaxCostOverEps * kLog2e;
     } else {
         return false;
     }
@@ -432,6 +439,16 @@ CIRCOT_UNROLL
         store<T>(p.transport_cost, b, flag);
         store<T>(p.marginal_error, b, flag);
         p.iterations[b] = invalid ? -1 : 0;
+    }
+}
+
+// Hands problem b, stopped unfinished after `it` iterations with its state saved, to the next
+// launch: its count goes where that launch reads it, its index to the next work list.
+template <class Team>
+__host__ __device__ __forceinline__ void hand_on(const Team& t, const SinkhornParams& p, int64_t b, int it) {
+    if (t.leader()) {
+        p.iterations[b] = it;
+        p.next_work[atomicAdd(p.next_count, 1)] = static_cast<int32_t>(b);
     }
 }
 
@@ -515,7 +532,11 @@ CIRCOT_UNROLL
         float start[S];
 CIRCOT_UNROLL
         for (int s = 0; s < S; ++s) start[s] = lb[s];
-        if (p.init_g) {
+        // A problem handed on by an earlier launch (rounds: params.h) resumes from its saved state
+        // and count instead; the state is exactly what the loop carries, so the iterates are the
+        // same bits as in one launch.
+        const bool resumed = Team::kRounds && t.all(p.work != nullptr);
+        if (p.init_g && !resumed) {
             const float to_units = __fdividef(kLog2e, p.eps);
             float g0[S];
 CIRCOT_UNROLL
@@ -527,13 +548,47 @@ CIRCOT_UNROLL
 CIRCOT_UNROLL
             for (int s = 0; s < S; ++s) start[s] = t.valid(s) ? lb[s] + (g0[s] - top) * to_units : lb[s];
         }
-        if (!try_gibbs(t, p, a, bt, start, u, v, err, it)) {
+        const int it0 = resumed ? p.iterations[b] : 0;
+        const int cap = Team::kRounds ? p.round_cap : p.max_iters;
+        float* const saved = Team::kRounds && p.resume ? p.resume + b * (K + 1) : nullptr;
+        // Whether the problem stops unfinished here, for the next launch: only below max_iters.
+        const auto stops = [&] {
+            return Team::kRounds && t.all(p.next_work != nullptr && !(err <= p.tol) && it < p.max_iters);
+        };
+        bool gibbs = false;
+        if constexpr (Team::kGibbs) {
+            gibbs = gibbs_applies(t);
+            if (gibbs) {
+                float gw[S];
+                int gW;
+                if (resumed) {
+CIRCOT_UNROLL
+                    for (int s = 0; s < S; ++s) gw[s] = saved[s];
+                    gW = static_cast<int>(saved[K]);
+                } else {
+                    gibbs_state(start, gw, gW);
+                }
+                it = gibbs_iterate(t, p, a, bt, gw, gW, it0, cap, u, v, err);
+                if (stops()) {
+CIRCOT_UNROLL
+                    for (int s = 0; s < S; ++s) saved[s] = gw[s];
+                    saved[K] = static_cast<float>(gW);
+                    hand_on(t, p, b, it);
+                    return;
+                }
+            }
+        }
+        if (!gibbs) {
             // Log-sum-exp form. u = Tf(g0); then g-update, and the next f-update doubles as the
             // convergence check: the row sums of the plan are a_i·2^(u_i - u'_i), so the L1 error needs
-            // no extra exponentials.
+            // no extra exponentials. Resumed, the first f-update's input is lb + v, as in the loop.
+            if (resumed) {
+CIRCOT_UNROLL
+                for (int s = 0; s < S; ++s) start[s] = t.valid(s) ? lb[s] + saved[t.cls(s)] : lb[s];
+            }
             float un[S];
             t.row_lse(start, u);
-            for (it = 1;; ++it) {
+            for (it = it0 + 1;; ++it) {
 CIRCOT_UNROLL
                 for (int s = 0; s < S; ++s) w[s] = la[s] + u[s];
                 t.col_lse(w, v);
@@ -542,9 +597,17 @@ CIRCOT_UNROLL
                 t.row_lse(w, un);
                 // a > 0 guard: a zero-mass row may have 2^(u - u') overflow, and 0·inf is NaN.
                 err = team_sum(t, [&](int s) { return a[s] > 0.f ? a[s] * fabsf(expm1f((u[s] - un[s]) * kLn2)) : 0.f; });
-                if (t.all(err <= p.tol || it >= p.max_iters)) break;  // err is warp-uniform: see sum
+                if (t.all(err <= p.tol || it >= cap)) break;  // err is warp-uniform: see sum
 CIRCOT_UNROLL
                 for (int s = 0; s < S; ++s) u[s] = un[s];
+            }
+            if (stops()) {
+CIRCOT_UNROLL
+                for (int s = 0; s < S; ++s) {
+                    if (t.stores(s)) saved[t.cls(s)] = v[s];
+                }
+                hand_on(t, p, b, it);
+                return;
             }
             // A zero-mass row's f is the c-transform of the final g (see gibbs_iterate).
 CIRCOT_UNROLL

@@ -76,6 +76,17 @@ fn the_model_prints_both_loops_of_both_thread_kernels() {
             );
         }
     }
+    // The stragglers: lane efficiency of one launch and of rounds, the figures parseable.
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("lane efficiency: one launch "))
+        .unwrap_or_else(|| panic!("no lane efficiency line:\n{text}"));
+    let figures: Vec<f64> = line
+        .split([' ', ','])
+        .filter_map(|w| w.parse().ok())
+        .collect();
+    assert_eq!(figures.len(), 2, "{line}");
+    assert!(figures[0] < figures[1] && figures[1] >= 0.7, "{line}");
 }
 
 #[test]

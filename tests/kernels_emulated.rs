@@ -6,6 +6,7 @@
 mod common;
 
 use circot::cuda::KernelElement;
+use circot::cuda::rounds::Rounds;
 use circot::{
     Backend, Convention, CostMatrix, Element, Solution, SolveOptions, Source, Target, solve,
 };
@@ -418,6 +419,53 @@ fn every_storage_type_converges_to_the_default_tolerance() {
     converges::<f32>();
     converges::<f16>();
     converges::<bf16>();
+}
+
+/// A batch past `rounds::MIN_BATCH` in tolerance mode runs as several launches through the host
+/// path (`Backend::Emulated` plans the rounds as the GPU launcher does): every problem stops at
+/// the tolerance or at max_iters (a few reach f32's floor above 1e-6, on the CPU as well), as many
+/// converge as on the CPU backend, and the losses agree to the rounding of an f32 solve. (That
+/// rounds give one launch's bits is emu/tests/rounds.rs.)
+#[test]
+fn a_large_batch_in_tolerance_mode_runs_in_rounds_and_converges() {
+    emulator();
+    let batch = circot::cuda::rounds::MIN_BATCH + 77;
+    assert!(Rounds::plan(batch, 8, 1000, 1e-6, false).len() > 1);
+    let cost = circot::perf::workload::circle_cost(8);
+    let w = circot::perf::workload::make_batch(batch, 8, 5);
+    let z = w.logits.mapv(|x| x as f32);
+    let options = SolveOptions::new(0.05 * cost.max()).tol(1e-6);
+    let target = || Target::Labels {
+        labels: w.labels.view(),
+        smoothing: 0.1,
+    };
+    let run =
+        |backend| solve(&cost, Source::Logits(z.view()), target(), &options, backend).unwrap();
+    let (kernel, cpu) = (run(Backend::Emulated), run(Backend::Cpu));
+    let tol = 1e-6 * (1.0 + f32::EPSILON);
+    let scale = unit(8, cost.max(), options.eps, f32::EPSILON as f64) * cost.max();
+    let mut slow = 0;
+    for i in 0..batch {
+        let (e, n) = (kernel.marginal_error[i], kernel.iterations[i]);
+        assert!(
+            e <= tol || n == 1000,
+            "problem {i}: error {e:e} after {n} iterations"
+        );
+        slow += usize::from(n > 20);
+        let d = (kernel.loss[i] - cpu.loss[i]).abs() as f64;
+        assert!(
+            d <= 100.0 * scale,
+            "problem {i}: loss {} vs CPU {}",
+            kernel.loss[i],
+            cpu.loss[i]
+        );
+    }
+    assert!(slow > 100, "the rounds after the first had work: {slow}");
+    let (converged, on_cpu) = (kernel.converged(), cpu.converged());
+    assert!(
+        converged.abs_diff(on_cpu) <= batch / 100,
+        "{converged} vs CPU {on_cpu}"
+    );
 }
 
 /// A zero-mass source class takes no part in the loss, but its potential is still reported (and

@@ -8,7 +8,7 @@ fn ptx_entries_match_the_rust_launch_arguments() {
     use circot::cuda::{SinkhornParams, launch::all_kernel_names};
 
     let ptx = std::fs::read_to_string(env!("CIRCOT_PTX")).expect("PTX written by build.rs");
-    // `.visible .entry NAME(\n\t.param .align 8 .b8 NAME_param_0[144]\n)`
+    // `.visible .entry NAME(\n\t.param .align 8 .b8 NAME_param_0[192]\n)`
     let mut entries = Vec::new();
     for block in ptx.split(".entry ").skip(1) {
         let name = block.split('(').next().unwrap().trim().to_string();

@@ -154,7 +154,7 @@ fn rejects_bad_launches() {
     .unwrap_err();
     assert!(
         err.message()
-            .contains("takes 152 bytes of parameters, got 8"),
+            .contains("takes 192 bytes of parameters, got 8"),
         "{err}"
     );
 }

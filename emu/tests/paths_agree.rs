@@ -77,7 +77,8 @@ fn run(
         smoothing: o.smoothing,
         source_is_logits: o.logits.into(),
         convention: o.entropy.into(),
-        reserved: 0,
+        round_cap: 500,
+        ..Default::default()
     };
     let per_problem = if kernel.ends_with("_kn") { 32 } else { 1 };
     let grid = (batch * per_problem).div_ceil(128) as u32;

@@ -183,7 +183,7 @@ impl<E: KernelElement> DeviceOutputs<E> {
 /// records, else [`Error::ContextMismatch`] naming the first operand that differs.
 pub fn enqueue<E: KernelElement>(
     kernels: &CudaKernels,
-    stream: &CudaStream,
+    stream: &Arc<CudaStream>,
     cost: &DeviceCost,
     batch: DeviceBatch<'_, E>,
     options: &SolveOptions,

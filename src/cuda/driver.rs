@@ -11,10 +11,11 @@ use cudarc::driver::{
 use super::device::{Buffers, CudaKernels, expect_len, shape};
 use super::launch::{KernelElement, launch_shape};
 use super::params::SinkhornParams;
+use super::rounds::Rounds;
 use crate::error::{Error, Result};
 
 // SAFETY: SinkhornParams is #[repr(C)], Copy, with no padding-sensitive invariants and no
-// references: only integers, floats and device addresses. Its size (144) and alignment (8) are
+// references: only integers, floats and device addresses. Its size (192) and alignment (8) are
 // pinned by const asserts here and static_asserts in kernels/params.h, and the PTX parameter
 // size of every entry point is checked against it in the tests (tests/kernels_static.rs).
 unsafe impl DeviceRepr for SinkhornParams {}
@@ -98,7 +99,7 @@ pub(crate) fn load_module(context: &Arc<CudaContext>) -> Result<Arc<CudaModule>>
 /// against `params.batch` and `params.k` first, so that the launch is sound for any input.
 pub(crate) fn launch_sinkhorn<E: KernelElement>(
     kernels: &CudaKernels,
-    stream: &CudaStream,
+    stream: &Arc<CudaStream>,
     mut params: SinkhornParams,
     buffers: Buffers<'_, E>,
 ) -> Result<()> {
@@ -145,6 +146,16 @@ pub(crate) fn launch_sinkhorn<E: KernelElement>(
     let shape = launch_shape::<E>(batch, k);
     let function = kernels.function(&shape.kernel)?;
 
+    let one_hot = labels.is_some() && params.smoothing == 0.0;
+    let rounds = Rounds::plan(batch, k, params.max_iters as u32, params.tol, one_hot);
+    // One stream-ordered allocation for every round's work lists, counts and resume state
+    // (none for one launch); only the counts are zeroed: the rest is written before it is read.
+    let mut workspace = match rounds.workspace_words() {
+        0 => None,
+        // SAFETY: the words are uninitialised; the kernels read none of them before a launch
+        // earlier on this stream wrote it, except the counts, zeroed next (Rounds::zeroed_words).
+        words => Some(unsafe { stream.alloc::<u32>(words) }.map_err(|e| cuda_error("alloc", e))?),
+    };
     // Each address comes with a guard that records this launch's reads and writes in cudarc's
     // events when dropped, after the launch is enqueued, so later users of a buffer wait for it.
     let mut guards = Vec::new();
@@ -177,21 +188,32 @@ pub(crate) fn launch_sinkhorn<E: KernelElement>(
         block_dim: (shape.block, 1, 1),
         shared_mem_bytes: 0,
     };
-    let mut builder = stream.launch_builder(&function);
-    builder.arg(&params);
-    // SAFETY: the kernel takes exactly one SinkhornParams by value (its PTX parameter is checked
-    // against the Rust struct in tests/kernels_static.rs). Every address in `params` comes from a
-    // live CudaSlice of this stream's context, borrowed for this call, whose length was checked
-    // above against what the kernel reads or writes for `batch` and `k`; outputs are `&mut`
-    // borrows, so no output aliases an input; the guards make later users of these buffers wait
-    // for the launch. `shape` comes from launch_shape for this batch, K and E, so the kernel's K
-    // and element type match the buffers, and its block (a multiple of 32, ≤ 256 threads, no
-    // dynamic shared memory) meets the kernels' launch contract.
-    let launched = unsafe { builder.launch(config) };
+    let mut at = 0;
+    if let Some(w) = workspace.as_mut() {
+        let mut counts = w.slice_mut(rounds.zeroed_words());
+        stream
+            .memset_zeros(&mut counts)
+            .map_err(|e| cuda_error("memset", e))?;
+        at = keep(g, w.device_ptr_mut(stream));
+    }
+    for round in 0..rounds.len() {
+        let round_params = rounds.params(&params, round, at);
+        let mut builder = stream.launch_builder(&function);
+        builder.arg(&round_params);
+        // SAFETY: the kernel takes exactly one SinkhornParams by value (its PTX parameter is
+        // checked against the Rust struct in tests/kernels_static.rs). Every address in it comes
+        // from a live CudaSlice of this stream's context, borrowed for this call, whose length was
+        // checked above against what the kernel reads or writes for `batch` and `k`, or from the
+        // workspace of `rounds.workspace_words()` words, alive until its stream-ordered free after
+        // the last launch; outputs are `&mut` borrows, so no output aliases an input; the guards
+        // make later users of these buffers wait for the launches. `shape` comes from
+        // launch_shape for this batch, K and E, so the kernel's K and element type match the
+        // buffers, and its block (a multiple of 32, ≤ 256 threads, no dynamic shared memory)
+        // meets the kernels' launch contract.
+        unsafe { builder.launch(config) }.map_err(|e| cuda_error("kernel launch", e))?;
+    }
     drop(guards);
-    launched
-        .map(drop)
-        .map_err(|e| cuda_error("kernel launch", e))
+    Ok(())
 }
 
 /// Keeps a buffer's event guard alive until the launch is enqueued; returns its address.

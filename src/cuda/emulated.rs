@@ -11,6 +11,7 @@ use ndarray::ArrayView2;
 
 use super::launch::{KernelElement, launch_shape};
 use super::params::SinkhornParams;
+use super::rounds::Rounds;
 use crate::error::{Error, Result};
 use crate::output::Outputs;
 use crate::problem::{Executed, Request, Solution, Target};
@@ -84,22 +85,30 @@ pub(crate) fn solve<E: KernelElement>(request: Request<'_, E>) -> Result<Solutio
     params.plan = out.plan.as_mut().map_or(0, |v| v.as_mut_ptr() as u64);
 
     let shape = launch_shape::<E>(batch, k);
-    // SAFETY: `params` is a SinkhornParams; each non-null address in it points into a Vec that
-    // lives until this function returns and holds exactly what the kernel touches for this batch
-    // and k (B, B×K or B×K×K elements of E, K×K f32, B i64 labels, B u32 iterations); outputs
-    // are distinct Vecs from the inputs; nothing else reads or writes them during the launch.
-    unsafe {
-        launcher(
-            &shape.kernel,
-            [shape.grid, 1, 1],
-            [shape.block, 1, 1],
-            (&params as *const SinkhornParams).cast(),
-            std::mem::size_of::<SinkhornParams>(),
-        )
+    let one_hot = labels.is_some() && smoothing == 0.0;
+    let rounds = Rounds::plan(batch, k, options.max_iters, params.tol, one_hot);
+    let mut workspace = vec![0u32; rounds.workspace_words()];
+    for round in 0..rounds.len() {
+        let round_params = rounds.params(&params, round, workspace.as_mut_ptr() as u64);
+        // SAFETY: `round_params` is a SinkhornParams; each non-null address in it points into a
+        // Vec that lives until this function returns and holds exactly what the kernel touches
+        // for this batch and k (B, B×K or B×K×K elements of E, K×K f32, B i64 labels, B u32
+        // iterations; the rounds' workspace of `workspace_words`, its counts zero before the
+        // first launch and each list written by the launch before the one that reads it);
+        // outputs are distinct Vecs from the inputs; nothing else touches them during a launch.
+        unsafe {
+            launcher(
+                &shape.kernel,
+                [shape.grid, 1, 1],
+                [shape.block, 1, 1],
+                (&round_params as *const SinkhornParams).cast(),
+                std::mem::size_of::<SinkhornParams>(),
+            )
+        }
+        .map_err(|message| Error::Cuda {
+            operation: "emulated kernel launch",
+            message,
+        })?;
     }
-    .map_err(|message| Error::Cuda {
-        operation: "emulated kernel launch",
-        message,
-    })?;
     Ok(out.into_solution(Executed::Emulated, tol))
 }

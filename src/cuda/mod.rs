@@ -6,13 +6,15 @@
 //! free device memory) and [`enqueue`] (device buffers and a stream; no synchronisation and no
 //! host copies). Arithmetic is f32; storage is f32, f16 or bf16 ([`KernelElement`]).
 //!
-//! [`launch`] and [`params`] hold the launch geometry and the parameter block; they need no
-//! driver, so the tests use them to run the same kernels under a CPU emulator.
+//! [`launch`], [`params`] and [`rounds`] hold the launch geometry, the parameter block and how a
+//! batch in tolerance mode is split into launches; they need no driver, so the tests use them to
+//! run the same kernels under a CPU emulator.
 
 #[doc(hidden)]
 pub mod emulated;
 pub mod launch;
 pub mod params;
+pub mod rounds;
 
 #[cfg(feature = "cuda")]
 mod device;

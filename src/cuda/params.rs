@@ -22,6 +22,11 @@ pub struct SinkhornParams {
     pub marginal_error: u64,
     pub plan: u64,
     pub init_g: u64,
+    pub work: u64,
+    pub work_count: u64,
+    pub next_work: u64,
+    pub next_count: u64,
+    pub resume: u64,
     pub batch: i64,
     pub k: i32,
     pub max_iters: i32,
@@ -30,15 +35,16 @@ pub struct SinkhornParams {
     pub smoothing: f32,
     pub source_is_logits: i32,
     pub convention: i32,
-    pub reserved: i32,
+    pub round_cap: i32,
 }
 
 // The C side static_asserts the same two numbers.
-const _: () = assert!(std::mem::size_of::<SinkhornParams>() == 152);
+const _: () = assert!(std::mem::size_of::<SinkhornParams>() == 192);
 const _: () = assert!(std::mem::align_of::<SinkhornParams>() == 8);
 
 impl SinkhornParams {
-    /// The scalar fields of a launch for `batch` problems of `k` classes, with every pointer null.
+    /// The scalar fields of a launch for `batch` problems of `k` classes, with every pointer null:
+    /// one launch that runs every problem to the end (`round_cap = max_iters`).
     /// `tol` is the stopping tolerance already resolved for f32 arithmetic.
     pub fn scalars(
         batch: usize,
@@ -48,10 +54,12 @@ impl SinkhornParams {
         source_is_logits: bool,
         smoothing: f64,
     ) -> Self {
+        let max_iters = options.max_iters.min(i32::MAX as u32) as i32;
         SinkhornParams {
             batch: batch as i64,
             k: k as i32,
-            max_iters: options.max_iters.min(i32::MAX as u32) as i32,
+            max_iters,
+            round_cap: max_iters,
             eps: options.eps as f32,
             tol: tol as f32,
             smoothing: smoothing as f32,

@@ -92,7 +92,8 @@ pub fn solve(l: &Launch<'_>) -> Outputs {
         smoothing: l.smoothing,
         source_is_logits: 0,
         convention: 0,
-        reserved: 0,
+        round_cap: l.max_iters,
+        ..Default::default()
     };
     let per_problem = if l.kernel.ends_with("_kn") { 32 } else { 1 };
     let grid = l.grid.unwrap_or((batch * per_problem).div_ceil(128) as u32);

@@ -7,7 +7,7 @@
 
 use std::time::Instant;
 
-use circot::perf::{cost_model, workload};
+use circot::perf::{cost_model, stragglers, workload};
 use circot::{Acceleration, Backend, Element, Solution, SolveOptions, Source, Target, solve};
 use clap::{Args, ValueEnum};
 
@@ -17,7 +17,8 @@ use crate::error::CliError;
 #[derive(Debug, Args)]
 pub struct BenchArgs {
     /// Print the GPU cost model (instructions per problem-iteration per pipe, from the committed
-    /// SASS counts, and the H100 roofline they imply) instead of timing anything.
+    /// SASS counts, and the H100 roofline they imply), and the lane efficiency and model time to
+    /// tolerance of one launch against rounds, instead of timing anything.
     #[arg(long)]
     pub model: bool,
 
@@ -87,6 +88,8 @@ struct Measured {
 pub fn run(args: &BenchArgs) -> Result<(), CliError> {
     if args.model {
         print!("{}", cost_model::render(&cost_model::committed()));
+        let stragglers = stragglers::Stragglers::measure().map_err(CliError::Library)?;
+        print!("{}", stragglers.render());
         return Ok(());
     }
     if !(circot::MIN_CLASSES..=circot::MAX_CLASSES).contains(&args.classes) {
