@@ -14,6 +14,7 @@
 #define __forceinline__ inline __attribute__((always_inline))
 #define __launch_bounds__(...)
 #define CIRCOT_UNROLL _Pragma("GCC unroll 32")
+#define CIRCOT_NO_UNROLL
 // A function-local static in the `circot_shared` section: the emulator gives every block in flight
 // its own copy of that section (swapped in while the block runs) and poisons it when a block starts.
 // g++ ignores the section for statics of template functions: those stay one copy, as before (the

@@ -9,12 +9,13 @@
 //             once per block, then held in registers for the whole loop (~130-190 registers per
 //             thread: few warps per SM, but each has 8 independent exponentials per row in flight).
 //   _kn:      32 (one warp, lane = class, any K <= 32). A thread per problem would need K^2 = 1024
-//             exponentials in series and 32-float arrays indexed at run time (local memory).
+//             exponentials in series and 32-float arrays indexed at run time (local memory). Within
+//             the Gibbs bound it runs the Gibbs-kernel loop too, with G = 2^{-c} in shared memory.
 //
 // Launch contract, for every entry point:
 //   blockDim = (n, 1, 1) with n a multiple of 32 and n <= kMaxBlockThreads (256);
 //   gridDim = (any x >= 1, 1, 1): a grid-stride loop covers all problems, so the grid may be capped;
-//   no dynamic shared memory (static shared: 224/256 bytes for _k7/_k8, 11 KB for _kn).
+//   no dynamic shared memory (static shared: 224/256 bytes for _k7/_k8, 20 KB for _kn).
 //   Suggested: n = 128, gridDim.x = min(ceil(batch * THREADS_PER_PROBLEM / n), 65535).
 // A _k7/_k8 launch solves problems work[0..*work_count) or, with work null, 0..batch (params.h,
 // rounds); a _kn launch always solves 0..batch to the end (WarpTeam::kRounds).
@@ -54,11 +55,22 @@ __device__ __forceinline__ void sinkhorn_warp(const SinkhornParams& p) {
     alignas(16) __shared__ float rows[32 * WarpTeam::kStride];
     alignas(16) __shared__ float cols[32 * WarpTeam::kStride];
     alignas(16) __shared__ float gather[kMaxBlockThreads / 32][64];
+    alignas(16) __shared__ float g_rows[32 * WarpTeam::kStride];
+    alignas(16) __shared__ float g_cols[32 * WarpTeam::kStride];
     load_scaled_cost(p, 32, WarpTeam::kStride, rows, cols);
+    load_gibbs_kernel(p.k, 32 * WarpTeam::kStride, WarpTeam::kStride, rows, cols, g_rows, g_cols);
     const int warp = threadIdx.x / 32;
     const int64_t warps = blockDim.x / 32;
     // One team for all trips: its double buffer keeps alternating across problems.
-    WarpTeam team{rows, cols, gather[warp], static_cast<int>(threadIdx.x % 32), p.k, 0, true};
+    const int lane = static_cast<int>(threadIdx.x % 32);
+    WarpTeam team{rows, cols, gather[warp], lane, p.k, 0, true, nullptr, nullptr};
+    // max C/eps over the whole cost, lane i taking row i (every warp alike, so the block agrees).
+    float max_c = 0.f;
+    for (int j = 0; j < p.k; ++j) max_c = fmaxf(max_c, lane < p.k ? rows[lane * WarpTeam::kStride + j] : 0.f);
+    if (within_gibbs_bound(team.max(max_c))) {
+        team.g_rows = g_rows;
+        team.g_cols = g_cols;
+    }
     for (int64_t first = blockIdx.x * warps; first < p.batch; first += gridDim.x * warps) {
         team.live = first + warp < p.batch;
         solve<T>(team, p, team.live ? first + warp : p.batch - 1);

@@ -7,6 +7,9 @@
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #define CIRCOT_UNROLL _Pragma("unroll")
+// The warp kernel's passes over float4 columns: one body, ceil(K/4) trips, so that the cost model
+// (tools/cost_model.py) can count them; ptxas would unroll by 4 with remainder loops.
+#define CIRCOT_NO_UNROLL _Pragma("unroll 1")
 #else
 #include "host_compat.h"
 #endif
@@ -99,14 +102,33 @@ __device__ __forceinline__ void load_scaled_cost(const SinkhornParams& p, int n_
     __syncthreads();
 }
 
+// G = 2^{-c} and its transpose from the scaled cost in shared memory (same layout, zero padding),
+// for the warp team's Gibbs-kernel loop. Called by every thread of the block.
+__device__ __forceinline__ void load_gibbs_kernel(int k, int n, int stride, const float* rows, const float* cols,
+                                                  float* g_rows, float* g_cols) {
+    for (int t = threadIdx.x; t < n; t += blockDim.x) {
+        const bool in = t / stride < k && t % stride < k;
+        g_rows[t] = in ? ex2(-rows[t]) : 0.f;
+        g_cols[t] = in ? ex2(-cols[t]) : 0.f;
+    }
+    __syncthreads();
+}
+
+// Sinkhorn through the Gibbs kernel G = 2^{-c} (gibbs_iterate) is exact to rounding while 2^{-max c}
+// is a normal float with a wide margin: max C/eps <= kGibbsMaxCostOverEps (then every s_i, t_j >=
+// 2^{-max c} > 2^-73, and a term that underflows weighs below 2^-53 of its sum); beyond it solve()
+// keeps the log-sum-exp form. The same for every problem of a launch: the cost and eps are shared.
+constexpr float kGibbsMaxCostOverEps = 50.f;
+__host__ __device__ __forceinline__ bool within_gibbs_bound(float max_c) {
+    return max_c <= kGibbsMaxCostOverEps * kLog2e;
+}
+
 // One thread per problem, all K classes in registers: slot s is class s. Only `rows` is used: the
 // compiler keeps its K^2 values in registers across the loop (loop-invariant loads), one copy serving
 // both updates.
 template <int K>
 struct ThreadTeam {
     static constexpr int kSlots = K;
-    // All K classes in one thread's registers: the Gibbs-kernel iteration (gibbs_iterate) applies.
-    static constexpr bool kGibbs = true;
     // A lane per problem: a warp waits for its slowest lane, which rounds (params.h) avoid.
     static constexpr bool kRounds = true;
     static constexpr int kStride = (K + 3) / 4 * 4;
@@ -122,6 +144,48 @@ struct ThreadTeam {
     __host__ __device__ __forceinline__ float max(float x) const { return x; }
     __host__ __device__ __forceinline__ bool all(bool x) const { return x; }
     __host__ __device__ __forceinline__ float cost(int i, int j) const { return rows[i * kStride + j]; }
+
+    __host__ __device__ __forceinline__ bool gibbs() const {
+        float max_c = 0.f;
+CIRCOT_UNROLL
+        for (int i = 0; i < K; ++i) {
+CIRCOT_UNROLL
+            for (int j = 0; j < K; ++j) max_c = fmaxf(max_c, cost(i, j));
+        }
+        return within_gibbs_bound(max_c);
+    }
+
+    // G = 2^{-c} in registers for the whole loop: rows(w) = G w, cols(q) = G^T q.
+    struct Gibbs {
+        float g[K][K];
+        __host__ __device__ __forceinline__ void rows(const float (&w)[K], float (&out)[K]) const {
+CIRCOT_UNROLL
+            for (int i = 0; i < K; ++i) {
+                float acc = 0.f;
+CIRCOT_UNROLL
+                for (int j = 0; j < K; ++j) acc = fmaf(g[i][j], w[j], acc);
+                out[i] = acc;
+            }
+        }
+        __host__ __device__ __forceinline__ void cols(const float (&q)[K], float (&out)[K]) const {
+CIRCOT_UNROLL
+            for (int j = 0; j < K; ++j) {
+                float acc = 0.f;
+CIRCOT_UNROLL
+                for (int i = 0; i < K; ++i) acc = fmaf(g[i][j], q[i], acc);
+                out[j] = acc;
+            }
+        }
+    };
+    __host__ __device__ __forceinline__ Gibbs gibbs_kernel() const {
+        Gibbs G;
+CIRCOT_UNROLL
+        for (int i = 0; i < K; ++i) {
+CIRCOT_UNROLL
+            for (int j = 0; j < K; ++j) G.g[i][j] = ex2(-cost(i, j));
+        }
+        return G;
+    }
 
     // f-update shape: out_i = -LSE2_j(w_j - c[i][j]).
     __host__ __device__ __forceinline__ void row_lse(const float (&w)[K], float (&out)[K]) {
@@ -162,10 +226,10 @@ CIRCOT_UNROLL
 //
 // Team interface used by solve(): kSlots classes per thread, slot s is class cls(s) if valid(s);
 // stores(s)/leader() say who writes per-class/per-problem outputs (active(): the problem is real);
-// sum/max/all reduce over the team; row_lse/col_lse are the f/g-update shapes.
+// sum/max/all reduce over the team; row_lse/col_lse are the f/g-update shapes; gibbs() says whether
+// the Gibbs-kernel loop applies, whose products gibbs_kernel() gives.
 struct WarpTeam {
     static constexpr int kSlots = 1;
-    static constexpr bool kGibbs = false;
     // A warp per problem: no lane waits for another problem, so rounds would only add launches
     // (and their state cost registers). Work lists and round_cap are ignored.
     static constexpr bool kRounds = false;
@@ -178,6 +242,9 @@ struct WarpTeam {
     int kk;
     int phase;
     bool live;  // false: the warp is past the last problem and repeats one only to stay converged
+    // G = 2^{-c} and its transpose, like rows/cols; null when max C/eps is beyond the Gibbs bound.
+    const float* g_rows;
+    const float* g_cols;
 
     __host__ __device__ __forceinline__ int k() const { return kk; }
     __host__ __device__ __forceinline__ int cls(int) const { return lane; }
@@ -210,6 +277,19 @@ CIRCOT_UNROLL
     }
 
     __host__ __device__ __forceinline__ float cost(int i, int j) const { return rows[i * kStride + j]; }
+    __host__ __device__ __forceinline__ bool gibbs() const { return g_rows != nullptr; }
+    // The Gibbs products through the exchange buffer: rows(w) = G w, cols(q) = G^T q, lane = class.
+    struct Gibbs {
+        WarpTeam& t;
+        __host__ __device__ __forceinline__ void rows(const float (&w)[1], float (&out)[1]) const {
+            out[0] = t.dot(w[0], t.g_rows);
+        }
+        __host__ __device__ __forceinline__ void cols(const float (&q)[1], float (&out)[1]) const {
+            out[0] = t.dot(q[0], t.g_cols);
+        }
+    };
+    __host__ __device__ __forceinline__ Gibbs gibbs_kernel() { return Gibbs{*this}; }
+
     __host__ __device__ __forceinline__ void row_lse(const float (&w)[1], float (&out)[1]) { out[0] = lse(w[0], rows); }
     __host__ __device__ __forceinline__ void col_lse(const float (&w)[1], float (&out)[1]) { out[0] = lse(w[0], cols); }
 
@@ -221,17 +301,33 @@ CIRCOT_UNROLL
         const float4* cv = reinterpret_cast<const float4*>(c + lane * kStride);
         const int n4 = (kk + 3) / 4;
         float m = -inf();
+CIRCOT_NO_UNROLL
         for (int q = 0; q < n4; ++q) {
             const float4 a = wv[q], b = cv[q];
             m = fmaxf(fmaxf(m, fmaxf(a.x - b.x, a.y - b.y)), fmaxf(a.z - b.z, a.w - b.w));
         }
         const float shift = m == -inf() ? 0.f : m;  // see neg_lse2
         float s = 0.f;
+CIRCOT_NO_UNROLL
         for (int q = 0; q < n4; ++q) {
             const float4 a = wv[q], b = cv[q];
             s += (ex2(a.x - b.x - shift) + ex2(a.y - b.y - shift)) + (ex2(a.z - b.z - shift) + ex2(a.w - b.w - shift));
         }
         return neg_lse2_finish(m, s);
+    }
+
+    // sum_j m[lane][j]·x_j over every lane's x (lanes >= K publish 0; m's padding is 0).
+    __host__ __device__ __forceinline__ float dot(float x, const float* m) {
+        const float4* xv = exchange(x);
+        const float4* mv = reinterpret_cast<const float4*>(m + lane * kStride);
+        const int n4 = (kk + 3) / 4;
+        float acc = 0.f;
+CIRCOT_NO_UNROLL
+        for (int q = 0; q < n4; ++q) {
+            const float4 a = xv[q], b = mv[q];
+            acc = fmaf(b.w, a.w, fmaf(b.z, a.z, fmaf(b.y, a.y, fmaf(b.x, a.x, acc))));
+        }
+        return acc;
     }
 
     // Lane j visits column j: f(i, j, wr_i + wc_j - c[i][j]) for i < K, so stores of a plan row are
@@ -245,19 +341,16 @@ CIRCOT_UNROLL
     }
 };
 
-// Sinkhorn through the Gibbs kernel G = 2^{-c} (c = C·log2(e)/eps), for a thread that holds all K
-// classes: the separable form of the log-sum-exp, carried as scalings so that the loop has no
-// exponential or logarithm at all (the CPU backend's src/cpu/gibbs.rs, where the derivation is):
+// Sinkhorn through the Gibbs kernel G = 2^{-c} (c = C·log2(e)/eps): the separable form of the
+// log-sum-exp, carried as scalings so that the loop has no exponential or logarithm at all (the CPU
+// backend's src/cpu/gibbs.rs, where the derivation is):
 //   f-update: s = G w, q = a / s normalised by the power of two below its max (exponent e), Z = e - W
 //   g-update: t = G^T q, p = beta / t normalised likewise (exponent e'), W = e' - Z
 //   check:    s~ = G w (the next f-update's product); row sums q_i·s~_i·2^{e'}
 //   result:   u = -(log2 s + W) (s and W of the last f-update), v = -(log2 t + Z), in log2 units.
 // Per iteration: 2K^2 FFMA, 2K MUFU.RCP (__fdividef) and O(K) FMUL/FMNMX, against 2K^2 MUFU.EX2 for
-// the log-sum-exp form. Exact to rounding while 2^{-max c} is a normal float with a wide margin:
-// max C/eps <= kGibbsMaxCostOverEps (then every s_i, t_j >= 2^{-max c} > 2^-73, and a term that
-// underflows weighs below 2^-53 of its sum); beyond it solve() keeps the log-sum-exp form.
-constexpr float kGibbsMaxCostOverEps = 50.f;
-
+// the log-sum-exp form; a warp team does the same per lane through its exchange buffer. Only while
+// max C/eps is within the bound (within_gibbs_bound).
 __host__ __device__ __forceinline__ int exponent_of(float x) {  // floor(log2 x) for a normal x > 0
 #ifdef __CUDACC__
     const int bits = __float_as_int(x);
@@ -271,111 +364,16 @@ __host__ __device__ __forceinline__ float octave(int e) { return __int_as_float(
 
 // beta∘V0 = 2^start (start = lb + v0, log2 units) as the Gibbs loop carries it: w·2^W with W an
 // integer near max(start), so that w stays in range.
-template <int K>
-__host__ __device__ __forceinline__ void gibbs_state(const float (&start)[K], float (&w)[K], int& W) {
+template <class Team>
+__host__ __device__ __forceinline__ void gibbs_state(const Team& t, const float (&start)[Team::kSlots],
+                                                    float (&w)[Team::kSlots], int& W) {
+    constexpr int S = Team::kSlots;
     float top = start[0];
 CIRCOT_UNROLL
-    for (int j = 1; j < K; ++j) top = fmaxf(top, start[j]);
-    W = static_cast<int>(floorf(top));
+    for (int j = 1; j < S; ++j) top = fmaxf(top, start[j]);
+    W = static_cast<int>(floorf(t.max(top)));
 CIRCOT_UNROLL
-    for (int j = 0; j < K; ++j) w[j] = ex2(start[j] - static_cast<float>(W));
-}
-
-// Runs the iteration from the state (w, W) after g-update `it0` (gibbs_state of the first f-update's
-// input when it0 = 0) until the error is <= tol or `cap` iterations; leaves the state after the last
-// g-update in (w, W) (what a stopped problem resumes from, bit for bit), writes u, v (log2 units)
-// and err, returns the iterations.
-template <int K>
-__host__ __device__ __forceinline__ int gibbs_iterate(const ThreadTeam<K>& t, const SinkhornParams& p,
-                                                     const float (&a)[K], const float (&bt)[K], float (&w)[K],
-                                                     int& W, int it0, int cap, float (&u)[K], float (&v)[K],
-                                                     float& err) {
-    float g[K][K];
-CIRCOT_UNROLL
-    for (int i = 0; i < K; ++i) {
-CIRCOT_UNROLL
-        for (int j = 0; j < K; ++j) g[i][j] = ex2(-t.cost(i, j));
-    }
-    float s[K], s_prev[K], q[K], tt[K];
-CIRCOT_UNROLL
-    for (int i = 0; i < K; ++i) {
-        float acc = 0.f;
-CIRCOT_UNROLL
-        for (int j = 0; j < K; ++j) acc = fmaf(g[i][j], w[j], acc);
-        s[i] = acc;
-    }
-    int it, W_prev = W, Z = 0;
-    for (it = it0 + 1;; ++it) {
-        // f-update
-        float top_q = 0.f;
-CIRCOT_UNROLL
-        for (int i = 0; i < K; ++i) {
-            q[i] = __fdividef(a[i], s[i]);
-            top_q = fmaxf(top_q, q[i]);
-        }
-        const int e = exponent_of(top_q);
-        const float down_q = octave(-e);
-CIRCOT_UNROLL
-        for (int i = 0; i < K; ++i) q[i] *= down_q;
-        Z = e - W;
-        // g-update
-        float top_p = 0.f;
-CIRCOT_UNROLL
-        for (int j = 0; j < K; ++j) {
-            float acc = 0.f;
-CIRCOT_UNROLL
-            for (int i = 0; i < K; ++i) acc = fmaf(g[i][j], q[i], acc);
-            tt[j] = acc;
-            w[j] = __fdividef(bt[j], acc);
-            top_p = fmaxf(top_p, w[j]);
-        }
-        const int e_new = exponent_of(top_p);
-        const float down_p = octave(-e_new);
-CIRCOT_UNROLL
-        for (int j = 0; j < K; ++j) w[j] *= down_p;
-        W_prev = W;
-        W = e_new - Z;
-        // check, with the next f-update's product
-        const float up = octave(e_new);
-        err = 0.f;
-CIRCOT_UNROLL
-        for (int i = 0; i < K; ++i) {
-            s_prev[i] = s[i];
-            float acc = 0.f;
-CIRCOT_UNROLL
-            for (int j = 0; j < K; ++j) acc = fmaf(g[i][j], w[j], acc);
-            s[i] = acc;
-            err += fabsf(q[i] * acc * up - a[i]);
-        }
-        if (err <= p.tol || it >= cap) break;
-    }
-    // A zero-mass row (a_i = 0) takes no part in the dual value, and its f_i is defined as the
-    // c-transform of the final g: the check's product s (= G w after the last g-update, with W),
-    // not the previous one, which would leave it one g-update stale.
-CIRCOT_UNROLL
-    for (int i = 0; i < K; ++i) {
-        u[i] = a[i] > 0.f ? -(lg2(s_prev[i]) + static_cast<float>(W_prev)) : -(lg2(s[i]) + static_cast<float>(W));
-        v[i] = -(lg2(tt[i]) + static_cast<float>(Z));
-    }
-    return it;
-}
-
-// Whether the Gibbs-kernel iteration applies: a thread team, and max C/eps within the bound (the
-// same for every problem of a launch: the cost and eps are shared).
-template <class Team>
-__host__ __device__ __forceinline__ bool gibbs_applies(const Team& t) {
-    if constexpr (Team::kGibbs) {
-        constexpr int K = Team::kSlots;
-        float max_c = 0.f;
-CIRCOT_UNROLL
-        for (int i = 0; i < K; ++i) {
-CIRCOT_UNROLL
-            for (int j = 0; j < K; ++j) max_c = fmaxf(max_c, t.cost(i, j));
-        }
-        return max_c <= kGibbsMaxCostOverEps * kLog2e;
-    } else {
-        return false;
-    }
+    for (int j = 0; j < S; ++j) w[j] = ex2(start[j] - static_cast<float>(W));
 }
 
 // sum over the team's valid slots of f(s).
@@ -385,6 +383,66 @@ __host__ __device__ __forceinline__ float team_sum(const Team& t, F f) {
 CIRCOT_UNROLL
     for (int i = 0; i < Team::kSlots; ++i) s += t.valid(i) ? f(i) : 0.f;
     return t.sum(s);
+}
+
+// Runs the iteration from the state (w, W) after g-update `it0` (gibbs_state of the first f-update's
+// input when it0 = 0) until the error is <= tol or `cap` iterations; leaves the state after the last
+// g-update in (w, W) (what a stopped problem resumes from, bit for bit), writes u, v (log2 units)
+// and err, returns the iterations. Slots that are not classes (warp lanes >= K) carry q = w = 0.
+template <class Team>
+__host__ __device__ __forceinline__ int gibbs_iterate(Team& t, const SinkhornParams& p,
+                                                     const float (&a)[Team::kSlots], const float (&bt)[Team::kSlots],
+                                                     float (&w)[Team::kSlots], int& W, int it0, int cap,
+                                                     float (&u)[Team::kSlots], float (&v)[Team::kSlots], float& err) {
+    constexpr int S = Team::kSlots;
+    const auto G = t.gibbs_kernel();
+    float s[S], s_prev[S], q[S], tt[S];
+    G.rows(w, s);
+    int it, W_prev = W, Z = 0;
+    for (it = it0 + 1;; ++it) {
+        // f-update
+        float top_q = 0.f;
+CIRCOT_UNROLL
+        for (int i = 0; i < S; ++i) {
+            q[i] = t.valid(i) ? __fdividef(a[i], s[i]) : 0.f;
+            top_q = fmaxf(top_q, q[i]);
+        }
+        const int e = exponent_of(t.max(top_q));
+        const float down_q = octave(-e);
+CIRCOT_UNROLL
+        for (int i = 0; i < S; ++i) q[i] *= down_q;
+        Z = e - W;
+        // g-update
+        G.cols(q, tt);
+        float top_p = 0.f;
+CIRCOT_UNROLL
+        for (int j = 0; j < S; ++j) {
+            w[j] = t.valid(j) ? __fdividef(bt[j], tt[j]) : 0.f;
+            top_p = fmaxf(top_p, w[j]);
+        }
+        const int e_new = exponent_of(t.max(top_p));
+        const float down_p = octave(-e_new);
+CIRCOT_UNROLL
+        for (int j = 0; j < S; ++j) w[j] *= down_p;
+        W_prev = W;
+        W = e_new - Z;
+        // check, with the next f-update's product
+        const float up = octave(e_new);
+CIRCOT_UNROLL
+        for (int i = 0; i < S; ++i) s_prev[i] = s[i];
+        G.rows(w, s);
+        err = team_sum(t, [&](int i) { return fabsf(q[i] * s[i] * up - a[i]); });
+        if (t.all(err <= p.tol || it >= cap)) break;  // err is warp-uniform: see WarpTeam::sum
+    }
+    // A zero-mass row (a_i = 0) takes no part in the dual value, and its f_i is defined as the
+    // c-transform of the final g: the check's product s (= G w after the last g-update, with W),
+    // not the previous one, which would leave it one g-update stale.
+CIRCOT_UNROLL
+    for (int i = 0; i < S; ++i) {
+        u[i] = a[i] > 0.f ? -(lg2(s_prev[i]) + static_cast<float>(W_prev)) : -(lg2(s[i]) + static_cast<float>(W));
+        v[i] = -(lg2(tt[i]) + static_cast<float>(Z));
+    }
+    return it;
 }
 
 // x·log2 x with 0·log2 0 = 0 (entropy terms of zero masses).
@@ -555,27 +613,25 @@ CIRCOT_UNROLL
         const auto stops = [&] {
             return Team::kRounds && t.all(p.next_work != nullptr && !(err <= p.tol) && it < p.max_iters);
         };
-        bool gibbs = false;
-        if constexpr (Team::kGibbs) {
-            gibbs = gibbs_applies(t);
-            if (gibbs) {
-                float gw[S];
-                int gW;
-                if (resumed) {
+        // t.all: the same on every lane already (the cost and eps are the launch's); see above.
+        const bool gibbs = t.all(t.gibbs());
+        if (gibbs) {
+            float gw[S];
+            int gW;
+            if (resumed) {
 CIRCOT_UNROLL
-                    for (int s = 0; s < S; ++s) gw[s] = saved[s];
-                    gW = static_cast<int>(saved[K]);
-                } else {
-                    gibbs_state(start, gw, gW);
-                }
-                it = gibbs_iterate(t, p, a, bt, gw, gW, it0, cap, u, v, err);
-                if (stops()) {
+                for (int s = 0; s < S; ++s) gw[s] = saved[s];
+                gW = static_cast<int>(saved[K]);
+            } else {
+                gibbs_state(t, start, gw, gW);
+            }
+            it = gibbs_iterate(t, p, a, bt, gw, gW, it0, cap, u, v, err);
+            if (stops()) {
 CIRCOT_UNROLL
-                    for (int s = 0; s < S; ++s) saved[s] = gw[s];
-                    saved[K] = static_cast<float>(gW);
-                    hand_on(t, p, b, it);
-                    return;
-                }
+                for (int s = 0; s < S; ++s) saved[s] = gw[s];
+                saved[K] = static_cast<float>(gW);
+                hand_on(t, p, b, it);
+                return;
             }
         }
         if (!gibbs) {

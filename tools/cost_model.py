@@ -34,12 +34,12 @@ PIPES = {
     "LDSM": "lsu", "ATOM": "lsu", "ATOMS": "lsu", "RED": "lsu", "LDL": "lsu", "STL": "lsu",
 }
 ORDER = ["mufu", "fp32", "alu", "shfl", "lsu", "other"]
-# (entry point, threads per problem, K values to model). The warm kernel (_kn) is not modelled:
-# ptxas unrolls its column passes by 4 with remainder loops, so its trip counts per K would need
-# the unrolling reconstructed; its static counts are in kernels/REPORT.txt.
+# (entry point, threads per problem, K values to model). The warp kernel (_kn) runs its passes over
+# float4 columns as loops of one body (CIRCOT_NO_UNROLL), so each inner loop makes ceil(K/4) trips.
 KERNELS = [
     ("circot_sinkhorn_f32_k7", 1, [7]),
     ("circot_sinkhorn_f32_k8", 1, [8]),
+    ("circot_sinkhorn_f32_kn", 32, [4, 12, 16, 32]),
 ]
 LINE = re.compile(r"/\*([0-9a-f]{4,})\*/\s+(@!?U?P[T0-9]+\s+)?([A-Z][A-Z0-9_.]*)([^;]*);")
 

@@ -125,6 +125,7 @@ struct Launch {
     Thread* current = nullptr;
     Fiber scheduler;
     std::string error;
+    uint64_t sfu[3] = {0, 0, 0};  // ex2, lg2, rcp evaluations
 };
 
 size_t static_shared_bytes() {
@@ -442,7 +443,7 @@ std::string check_launch(const KernelInfo& k, const dim3& grid, const dim3& bloc
 CircotEmuMufu g_mufu{CIRCOT_EMU_MUFU_EXACT, 0, 0};
 
 std::string run(const KernelInfo& k, const dim3& grid, const dim3& block, size_t dyn, const void* params,
-                const CircotEmuMode& mode) {
+                const CircotEmuMode& mode, uint64_t* sfu_counts) {
     std::lock_guard<std::mutex> lock(g_launch);
     Launch launch;
     launch.kernel = &k;
@@ -463,6 +464,7 @@ std::string run(const KernelInfo& k, const dim3& grid, const dim3& block, size_t
 #endif
     g = nullptr;
     g_mufu = {CIRCOT_EMU_MUFU_EXACT, 0, 0};
+    if (sfu_counts) memcpy(sfu_counts, launch.sfu, sizeof launch.sfu);
     return launch.error;
 }
 
@@ -503,10 +505,23 @@ const dim3& block_dim() { return g->block; }
 const dim3& grid_dim() { return g->grid; }
 void* dynamic_shared() { return g->cur->dynamic.data(); }
 
-float mufu_ex2(float x) { return nudge(exp2f(x), ulp_error(1, bits_of(x))); }
-float mufu_lg2(float x) { return nudge(log2f(x), ulp_error(2, bits_of(x))); }
+// Each counts itself in the launch in progress (none outside a launch).
+static void count_sfu(int op) {
+    if (g) ++g->sfu[op];
+}
+float mufu_ex2(float x) {
+    count_sfu(0);
+    return nudge(exp2f(x), ulp_error(1, bits_of(x)));
+}
+float mufu_lg2(float x) {
+    count_sfu(1);
+    return nudge(log2f(x), ulp_error(2, bits_of(x)));
+}
 // __fdividef(a, b) = a·rcp.approx(b): the reciprocal's error carries into the quotient.
-float mufu_div(float a, float b) { return nudge(a / b, ulp_error(3, bits_of(b))); }
+float mufu_div(float a, float b) {
+    count_sfu(2);
+    return nudge(a / b, ulp_error(3, bits_of(b)));
+}
 
 void syncthreads() {
     g->current->state = State::AtBarrier;
@@ -529,7 +544,8 @@ unsigned vote(Vote kind, unsigned mask, int predicate) {
 
 extern "C" int circot_emu_launch(const char* kernel, const uint32_t grid[3], const uint32_t block[3],
                                  size_t dynamic_shared_bytes, const void* params, size_t params_size,
-                                 const CircotEmuMode* mode, char* err, size_t err_cap) {
+                                 const CircotEmuMode* mode, char* err, size_t err_cap,
+                                 uint64_t* sfu_counts) {
     using namespace circot_emu;
     std::string msg;
     const KernelInfo* k = nullptr;
@@ -540,7 +556,7 @@ extern "C" int circot_emu_launch(const char* kernel, const uint32_t grid[3], con
         const dim3 gd{grid[0], grid[1], grid[2]}, bd{block[0], block[1], block[2]};
         msg = k == nullptr ? "unknown kernel " + std::string(kernel)
                            : check_launch(*k, gd, bd, dynamic_shared_bytes, params_size);
-        if (msg.empty()) msg = run(*k, gd, bd, dynamic_shared_bytes, params, *mode);
+        if (msg.empty()) msg = run(*k, gd, bd, dynamic_shared_bytes, params, *mode, sfu_counts);
     } catch (const std::exception& e) {
         msg = std::string("emulator: ") + e.what();
     }

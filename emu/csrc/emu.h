@@ -51,10 +51,11 @@ struct CircotEmuMode {
     uint64_t order_seed;
 };
 // Runs `kernel` to completion. Returns 0, or 1 with a NUL-terminated message in err (truncated to
-// err_cap bytes).
+// err_cap bytes). Unless null, sfu_counts[0..3] receives how many SFU evaluations the launch made:
+// ex2, lg2 and __fdividef's reciprocal, over all threads.
 int circot_emu_launch(const char* kernel, const uint32_t grid[3], const uint32_t block[3],
                       size_t dynamic_shared_bytes, const void* params, size_t params_size,
-                      const CircotEmuMode* mode, char* err, size_t err_cap);
+                      const CircotEmuMode* mode, char* err, size_t err_cap, uint64_t* sfu_counts);
 // Name of the i-th listed kernel, or null past the last.
 const char* circot_emu_kernel_name(size_t i);
 }

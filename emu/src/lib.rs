@@ -167,6 +167,7 @@ unsafe extern "C" {
         mode: *const RawMode,
         err: *mut c_char,
         err_cap: usize,
+        sfu_counts: *mut u64,
     ) -> c_int;
     fn circot_emu_kernel_name(i: usize) -> *const c_char;
 }
@@ -248,14 +249,60 @@ pub unsafe fn launch_with(
     params: *const c_void,
     params_size: usize,
 ) -> Result<(), EmuError> {
+    // SAFETY: the caller's contract, forwarded unchanged.
+    unsafe {
+        launch_counting(
+            mode,
+            kernel,
+            grid,
+            block,
+            dynamic_shared_bytes,
+            params,
+            params_size,
+        )
+    }
+    .map(|_| ())
+}
+
+/// How many SFU (MUFU) evaluations one launch made, over all its threads: what tells a loop of
+/// exponentials from one of reciprocals without reading SASS.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SfuCounts {
+    /// `ex2` (2^x).
+    pub ex2: u64,
+    /// `lg2` (log2 x).
+    pub lg2: u64,
+    /// The reciprocal of `__fdividef`.
+    pub rcp: u64,
+}
+
+/// [`launch_with`], returning the launch's [`SfuCounts`].
+///
+/// # Errors
+///
+/// As [`launch_with`].
+///
+/// # Safety
+///
+/// As [`launch_with`].
+pub unsafe fn launch_counting(
+    mode: Mode,
+    kernel: &str,
+    grid: [u32; 3],
+    block: [u32; 3],
+    dynamic_shared_bytes: usize,
+    params: *const c_void,
+    params_size: usize,
+) -> Result<SfuCounts, EmuError> {
     let raw = mode.raw();
     let name = CString::new(kernel).map_err(|_| EmuError {
         message: format!("kernel name {kernel:?} contains a NUL byte"),
     })?;
     let mut err = vec![0u8; 1024];
+    let mut sfu = [0u64; 3];
     // SAFETY: name is NUL-terminated, grid and block are 3 readable u32 each, raw is a live
-    // CircotEmuMode (same layout, #[repr(C)]), err is err.len()
-    // writable bytes; params and the memory it points to are valid as this function's caller
+    // CircotEmuMode (same layout, #[repr(C)]), err is err.len() writable bytes, sfu 3 writable
+    // u64; params and the memory it points to are valid as this function's caller
     // guarantees, and the C++ side reads params_size bytes of it only after checking the size.
     let status = unsafe {
         circot_emu_launch(
@@ -268,10 +315,12 @@ pub unsafe fn launch_with(
             &raw,
             err.as_mut_ptr().cast(),
             err.len(),
+            sfu.as_mut_ptr(),
         )
     };
     if status == 0 {
-        return Ok(());
+        let [ex2, lg2, rcp] = sfu;
+        return Ok(SfuCounts { ex2, lg2, rcp });
     }
     let end = err.iter().position(|&b| b == 0).unwrap_or(err.len());
     Err(EmuError {

@@ -3,7 +3,7 @@
 #![allow(dead_code)] // each test binary uses part of it
 
 use circot::cuda::SinkhornParams;
-use circot_emu::launch;
+use circot_emu::{Mode, SfuCounts, launch_counting};
 
 /// Every output of one launch.
 pub struct Outputs {
@@ -56,8 +56,14 @@ pub struct Launch<'a> {
     pub fill: f32,
 }
 
-/// Runs the launch and returns its outputs.
+/// Runs the launch (ε = 0.1, tolerance 1e-5) and returns its outputs.
 pub fn solve(l: &Launch<'_>) -> Outputs {
+    solve_with(l, 0.1, 1e-5).0
+}
+
+/// Runs the launch with ε and tolerance `tol` (0: every problem runs `max_iters`) in the mode
+/// `CIRCOT_EMU_MODE` names, and returns its outputs and SFU evaluations.
+pub fn solve_with(l: &Launch<'_>, eps: f32, tol: f32) -> (Outputs, SfuCounts) {
     let (batch, k) = (l.batch, l.k);
     let mut o = Outputs {
         loss: vec![l.fill; batch],
@@ -87,8 +93,8 @@ pub fn solve(l: &Launch<'_>) -> Outputs {
         batch: batch as i64,
         k: k as i32,
         max_iters: l.max_iters,
-        eps: 0.1,
-        tol: 1e-5,
+        eps,
+        tol,
         smoothing: l.smoothing,
         source_is_logits: 0,
         convention: 0,
@@ -99,8 +105,9 @@ pub fn solve(l: &Launch<'_>) -> Outputs {
     let grid = l.grid.unwrap_or((batch * per_problem).div_ceil(128) as u32);
     // SAFETY: params mirrors SinkhornParams; every pointer is a live host buffer sized for `batch`
     // problems of k classes (plan k × k), inputs are read-only, and nothing else touches them.
-    unsafe {
-        launch(
+    let sfu = unsafe {
+        launch_counting(
+            Mode::from_env(),
             l.kernel,
             [grid, 1, 1],
             [128, 1, 1],
@@ -110,5 +117,5 @@ pub fn solve(l: &Launch<'_>) -> Outputs {
         )
     }
     .unwrap();
-    o
+    (o, sfu)
 }
