@@ -33,10 +33,26 @@ __device__ __forceinline__ int64_t problem_at(const SinkhornParams& p, int64_t p
     return p.work ? static_cast<int64_t>(__ldg(p.work + pos)) : pos;
 }
 
+// Each kernel's static shared memory, declared in the stamped entry point itself (not in these
+// templates): the emulator gives a non-template function's statics a copy per block, poisoned at
+// the block's start, and can then run blocks interleaved (g++ ignores the section of template
+// statics).
+template <int K>
+struct ThreadShared {
+    alignas(16) float rows[K * ThreadTeam<K>::kStride];
+};
+struct WarpShared {
+    alignas(16) float rows[32 * WarpTeam::kStride];
+    alignas(16) float cols[32 * WarpTeam::kStride];
+    alignas(16) float gather[kMaxBlockThreads / 32][64];
+    alignas(16) float g_rows[32 * WarpTeam::kStride];
+    alignas(16) float g_cols[32 * WarpTeam::kStride];
+};
+
 template <class T, int K>
-__device__ __forceinline__ void sinkhorn_thread(const SinkhornParams& p) {
+__device__ __forceinline__ void sinkhorn_thread(const SinkhornParams& p, ThreadShared<K>& shared) {
     using Team = ThreadTeam<K>;
-    alignas(16) __shared__ float rows[K * Team::kStride];
+    float* const rows = shared.rows;
     load_scaled_cost(p, K, Team::kStride, rows, nullptr);
     Team team{rows};
     const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x, n = launch_size(p);
@@ -51,26 +67,23 @@ __device__ __forceinline__ void sinkhorn_thread(const SinkhornParams& p) {
 // per-warp trip count would make it treat every shuffle as possibly divergent (a convergence check
 // and an out-of-line WARPSYNC call per collective, whose calling convention spilled registers).
 template <class T>
-__device__ __forceinline__ void sinkhorn_warp(const SinkhornParams& p) {
-    alignas(16) __shared__ float rows[32 * WarpTeam::kStride];
-    alignas(16) __shared__ float cols[32 * WarpTeam::kStride];
-    alignas(16) __shared__ float gather[kMaxBlockThreads / 32][64];
-    alignas(16) __shared__ float g_rows[32 * WarpTeam::kStride];
-    alignas(16) __shared__ float g_cols[32 * WarpTeam::kStride];
+__device__ __forceinline__ void sinkhorn_warp(const SinkhornParams& p, WarpShared& shared) {
+    float* const rows = shared.rows;
+    float* const cols = shared.cols;
+    float* const g_rows = shared.g_rows;
+    float* const g_cols = shared.g_cols;
     load_scaled_cost(p, 32, WarpTeam::kStride, rows, cols);
     load_gibbs_kernel(p.k, 32 * WarpTeam::kStride, WarpTeam::kStride, rows, cols, g_rows, g_cols);
     const int warp = threadIdx.x / 32;
     const int64_t warps = blockDim.x / 32;
     // One team for all trips: its double buffer keeps alternating across problems.
     const int lane = static_cast<int>(threadIdx.x % 32);
-    WarpTeam team{rows, cols, gather[warp], lane, p.k, 0, true, nullptr, nullptr};
-    // max C/eps over the whole cost, lane i taking row i (every warp alike, so the block agrees).
+    WarpTeam team{rows, cols, shared.gather[warp], lane, p.k, 0, true, g_rows, g_cols, false};
+    // max C/eps over the whole cost, lane i taking row i with its zero padding (every warp alike,
+    // so the block agrees; lanes >= K read padding only).
     float max_c = 0.f;
-    for (int j = 0; j < p.k; ++j) max_c = fmaxf(max_c, lane < p.k ? rows[lane * WarpTeam::kStride + j] : 0.f);
-    if (within_gibbs_bound(team.max(max_c))) {
-        team.g_rows = g_rows;
-        team.g_cols = g_cols;
-    }
+    for (int j = 0; j < WarpTeam::kStride; ++j) max_c = fmaxf(max_c, rows[lane * WarpTeam::kStride + j]);
+    team.gibbs_ok = within_gibbs_bound(team.max(max_c));
     for (int64_t first = blockIdx.x * warps; first < p.batch; first += gridDim.x * warps) {
         team.live = first + warp < p.batch;
         solve<T>(team, p, team.live ? first + warp : p.batch - 1);
@@ -85,15 +98,18 @@ __device__ __forceinline__ void sinkhorn_warp(const SinkhornParams& p) {
 #define CIRCOT_STAMP(suffix, T)                                                                      \
     extern "C" __global__ void __launch_bounds__(circot::kMaxBlockThreads)                          \
         circot_sinkhorn_##suffix##_k7(SinkhornParams p) {                                            \
-        circot::sinkhorn_thread<T, 7>(p);                                                            \
+        __shared__ circot::ThreadShared<7> shared;                                                   \
+        circot::sinkhorn_thread<T, 7>(p, shared);                                                    \
     }                                                                                                \
     extern "C" __global__ void __launch_bounds__(circot::kMaxBlockThreads)                          \
         circot_sinkhorn_##suffix##_k8(SinkhornParams p) {                                            \
-        circot::sinkhorn_thread<T, 8>(p);                                                            \
+        __shared__ circot::ThreadShared<8> shared;                                                   \
+        circot::sinkhorn_thread<T, 8>(p, shared);                                                    \
     }                                                                                                \
     extern "C" __global__ void __launch_bounds__(circot::kMaxBlockThreads)                          \
         circot_sinkhorn_##suffix##_kn(SinkhornParams p) {                                            \
-        circot::sinkhorn_warp<T>(p);                                                                 \
+        __shared__ circot::WarpShared shared;                                                        \
+        circot::sinkhorn_warp<T>(p, shared);                                                         \
     }
 
 CIRCOT_DTYPES(CIRCOT_STAMP)

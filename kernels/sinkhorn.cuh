@@ -242,9 +242,11 @@ struct WarpTeam {
     int kk;
     int phase;
     bool live;  // false: the warp is past the last problem and repeats one only to stay converged
-    // G = 2^{-c} and its transpose, like rows/cols; null when max C/eps is beyond the Gibbs bound.
+    // G = 2^{-c} and its transpose, like rows/cols; used only if `gibbs_ok` (max C/eps within the
+    // Gibbs bound, the same for the whole launch).
     const float* g_rows;
     const float* g_cols;
+    bool gibbs_ok;
 
     __host__ __device__ __forceinline__ int k() const { return kk; }
     __host__ __device__ __forceinline__ int cls(int) const { return lane; }
@@ -277,7 +279,7 @@ CIRCOT_UNROLL
     }
 
     __host__ __device__ __forceinline__ float cost(int i, int j) const { return rows[i * kStride + j]; }
-    __host__ __device__ __forceinline__ bool gibbs() const { return g_rows != nullptr; }
+    __host__ __device__ __forceinline__ bool gibbs() const { return gibbs_ok; }
     // The Gibbs products through the exchange buffer: rows(w) = G w, cols(q) = G^T q, lane = class.
     struct Gibbs {
         WarpTeam& t;

@@ -5,8 +5,8 @@
 // collectives are resolved. Dynamic shared memory, and static shared memory in the section, is
 // poisoned (0xff: NaN) at the start of every block of every launch. g++ ignores the section
 // attribute on the statics of template functions (they stay in their own COMDAT .bss sections), so
-// the crate's kernels' static shared memory is neither poisoned nor per block: do not interleave
-// blocks for them. The mode may also perturb the SFU approximations (see mufu_*). A launch fails, with a message naming the kernel, block, warp,
+// the crate's kernels declare their static shared memory in the (non-template) stamped entry
+// points, where it is in the section: per block and poisoned. The mode may also perturb the SFU approximations (see mufu_*). A launch fails, with a message naming the kernel, block, warp,
 // lane and mask, on what a GPU would hang on or silently corrupt (see `resolve` and `diagnose`).
 #include "emu.h"
 

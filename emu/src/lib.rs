@@ -75,19 +75,20 @@ pub struct Mode {
     pub lane_order: LaneOrder,
     /// Several blocks in flight, one scheduling round each in turn, instead of one block after
     /// the other. Each block gets its own copy of the static shared memory in the
-    /// `circot_shared` section only: g++ ignores that section for the statics of template
-    /// functions, which is where the crate's kernels declare theirs, so for those kernels this
-    /// mode is wrong (blocks would share one copy) and no preset enables it.
+    /// `circot_shared` section, which holds the statics of non-template functions only (g++
+    /// ignores the section for template statics): the crate's kernels declare theirs in the
+    /// stamped entry points for that reason.
     pub interleave_blocks: bool,
 }
 
 impl Mode {
-    /// The strict mode: seeded MUFU errors, lanes in a seeded order that changes every round.
+    /// The strict mode: seeded MUFU errors, lanes in a seeded order that changes every round,
+    /// blocks interleaved.
     pub fn strict(seed: u64) -> Self {
         Mode {
             mufu: Mufu::Seeded(seed),
             lane_order: LaneOrder::Shuffle(seed),
-            interleave_blocks: false,
+            interleave_blocks: true,
         }
     }
 
