@@ -348,3 +348,42 @@ fn a_source_with_no_classes_and_a_huge_batch_is_an_error() {
     assert!(!out.exists());
 }
 
+// ---------------------------------------------------------------------------------------------
+// 2. `circot bench --batch`.
+
+#[test]
+fn bench_batches_beyond_the_limit_are_errors() {
+    for (batch, classes) in [
+        ("1000000000000", "8"),
+        ("18446744073709551615", "8"),
+        ("9223372036854775808", "32"),
+        // B·K = 2^26 + 8 > 2^26: one problem too many at K = 8.
+        ("8388609", "8"),
+        ("2097153", "32"),
+    ] {
+        fails_naming(
+            &[
+                "bench",
+                "--batch",
+                batch,
+                "--classes",
+                classes,
+                "--iters",
+                "1",
+            ],
+            &["--batch", batch, "67108864"],
+        );
+    }
+}
+
+#[test]
+fn bench_help_states_the_batch_limit() {
+    let out = circot(&["bench", "--help"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(
+        text(&out.stdout).contains("67108864"),
+        "{}",
+        text(&out.stdout)
+    );
+}
+
