@@ -10,7 +10,7 @@ mod common;
 use std::path::{Path, PathBuf};
 
 use common::cli::{circot, fail, text};
-use ndarray::{Array2, array};
+use ndarray::{Array1, Array2, array};
 use ndarray_npy::{WritableElement, write_npy};
 use tempfile::TempDir;
 
@@ -387,3 +387,91 @@ fn bench_help_states_the_batch_limit() {
     );
 }
 
+// ---------------------------------------------------------------------------------------------
+// 3. `circot eval`: the class count.
+
+const LIMIT: &str = "1024";
+
+#[test]
+fn eval_scores_wider_than_the_class_limit_are_an_error() {
+    let v = valid();
+    // (20, 100000) would once ask for a 100000² confusion matrix (80 GB).
+    let scores = write(&v.dir, "scores.npy", &Array2::<f32>::zeros((20, 100_000)));
+    let labels = write(&v.dir, "labels20.npy", &Array1::<i64>::zeros(20));
+    fails_naming(
+        &["eval", "--pred", s(&scores), "--labels", s(&labels)],
+        &[s(&scores), "(20, 100000)", LIMIT],
+    );
+    // Zero samples and an absurd width: no data at all, yet K = 10^18.
+    let scores = crafted(&v.dir, "wide.npy", "<f8", "(0, 1000000000000000000)", 0);
+    let labels = write(&v.dir, "none.npy", &Array1::<i64>::zeros(0));
+    fails_naming(
+        &["eval", "--pred", s(&scores), "--labels", s(&labels)],
+        &[s(&scores), "(0, 1000000000000000000)", LIMIT],
+    );
+}
+
+#[test]
+fn eval_labels_beyond_the_class_limit_are_an_error_naming_label_and_index() {
+    let v = valid();
+    let small = write(&v.dir, "small.npy", &array![0_i64, 1, 1]);
+    for big in [100_000, 1024, i64::MAX] {
+        let text = big.to_string();
+        let huge = write(&v.dir, "big.npy", &array![0_i64, big, 1]);
+        // As a true label and as a predicted one.
+        fails_naming(
+            &["eval", "--pred", s(&small), "--labels", s(&huge)],
+            &[s(&huge), &text, "index 1", LIMIT],
+        );
+        fails_naming(
+            &["eval", "--pred", s(&huge), "--labels", s(&small)],
+            &[s(&huge), &text, "index 1", LIMIT],
+        );
+    }
+    // The largest class the limit allows still evaluates.
+    let top = write(&v.dir, "top.npy", &array![0_i64, 1023, 1]);
+    let out = circot(&["eval", "--pred", s(&top), "--labels", s(&top), "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+}
+
+#[test]
+fn eval_negative_true_labels_stay_ignored_and_negative_predictions_stay_errors() {
+    let v = valid();
+    let truth = write(&v.dir, "truth.npy", &array![0_i64, -1, 1, i64::MIN]);
+    let predicted = write(&v.dir, "pred.npy", &array![0_i64, 1, 1, 0]);
+    let out = circot(&[
+        "eval",
+        "--pred",
+        s(&predicted),
+        "--labels",
+        s(&truth),
+        "--json",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["ignored"], 2);
+    let negative = write(&v.dir, "negative.npy", &array![0_i64, 1, i64::MIN, 0]);
+    fail(
+        &["eval", "--pred", s(&negative), "--labels", s(&truth)],
+        &i64::MIN.to_string(),
+    );
+}
+
+#[test]
+fn eval_a_cost_wider_than_the_class_limit_is_an_error() {
+    let v = valid();
+    let predicted = write(&v.dir, "pred.npy", &array![0_i64, 1]);
+    let cost = crafted(&v.dir, "cost.npy", "<f8", "(100000, 0)", 0);
+    fails_naming(
+        &[
+            "eval",
+            "--pred",
+            s(&predicted),
+            "--labels",
+            s(&v.labels),
+            "--cost",
+            s(&cost),
+        ],
+        &[s(&cost), LIMIT],
+    );
+}
