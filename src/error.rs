@@ -217,6 +217,15 @@ pub enum Error {
         found: usize,
     },
 
+    /// A size taken from the input (a class count, a batch) exceeds its documented limit, so it
+    /// is refused before it can size an allocation.
+    #[error("{what} = {value} exceeds the limit {limit}")]
+    TooLarge {
+        what: &'static str,
+        value: usize,
+        limit: usize,
+    },
+
     /// The exact test was requested for more pairs than it can enumerate.
     #[error("exact {test} test enumerates 2^n sign patterns: n = {n} exceeds {max}")]
     ExactTooLarge {

@@ -7,6 +7,8 @@
 //! * **Ignored samples**: a negative true label (Aff-Wild2's `-1`) drops the sample from every
 //!   metric; a true label `≥ K` is an error. Predictions are argmaxes of scores (ties to the
 //!   lowest class, as `numpy.argmax`) or labels in `0..K`.
+//! * **Class limit**: K is at most [`MAX_METRIC_CLASSES`] (1024); a larger one is
+//!   [`Error::TooLarge`](crate::Error::TooLarge).
 //! * **zero_division = 0**: a precision, recall or F1 whose denominator is 0 is 0, and macro-F1
 //!   averages over **all K classes**, so a class absent from both truth and predictions counts
 //!   as F1 = 0 (scikit-learn's `f1_score(y, ŷ, labels=range(K), average="macro",
@@ -34,4 +36,4 @@ pub use abaw::{
     AbawEdition, AuScore, VaScore, abaw_au, abaw_expr, abaw_multi_task, abaw_va, binary_f1, ccc,
 };
 pub use affective::{AffectiveErrors, QUADRANT_CENTRAL_RADIUS, affective_errors, quadrant};
-pub use confusion::{ConfusionMatrix, argmax};
+pub use confusion::{ConfusionMatrix, MAX_METRIC_CLASSES, argmax};

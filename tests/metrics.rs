@@ -257,3 +257,40 @@ fn abaw_au_is_the_mean_binary_f1_with_ignored_frames() {
     close(au.score, 0.5 / 12.0, 1e-15);
     assert!(abaw_au(predicted.view(), truth.slice(ndarray::s![.., ..11]), 0.5).is_err());
 }
+
+#[test]
+fn class_counts_beyond_the_limit_are_errors_not_huge_allocations() {
+    use circot::metrics::MAX_METRIC_CLASSES;
+    let too_large = |k: usize| Error::TooLarge {
+        what: "number of classes K of a confusion matrix",
+        value: k,
+        limit: MAX_METRIC_CLASSES,
+    };
+    let (truth, predicted) = (array![0_i64, 1], array![1_i64, 0]);
+    for k in [MAX_METRIC_CLASSES + 1, 100_000, 1 << 40, usize::MAX] {
+        assert_eq!(
+            ConfusionMatrix::from_labels(truth.view(), predicted.view(), k),
+            Err(too_large(k))
+        );
+    }
+    // No sample at all and an absurd width: the width alone is rejected.
+    let empty: [f64; 0] = [];
+    let scores = ndarray::ArrayView2::from_shape((0, 1 << 40), &empty).unwrap();
+    assert_eq!(
+        ConfusionMatrix::from_scores(ndarray::Array1::<i64>::zeros(0).view(), scores),
+        Err(too_large(1 << 40))
+    );
+    let message = too_large(1 << 40).to_string();
+    assert!(message.contains("1099511627776") && message.contains(&MAX_METRIC_CLASSES.to_string()));
+    // The limit itself is allowed, and a true label of i64::MAX is out of range, not wrapped.
+    let m = ConfusionMatrix::from_labels(truth.view(), predicted.view(), MAX_METRIC_CLASSES);
+    assert_eq!(m.unwrap().k(), MAX_METRIC_CLASSES);
+    assert_eq!(
+        ConfusionMatrix::from_labels(array![i64::MAX].view(), array![0_i64].view(), 3),
+        Err(Error::LabelOutOfRange {
+            problem: 0,
+            label: i64::MAX,
+            k: 3
+        })
+    );
+}

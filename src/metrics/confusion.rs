@@ -4,6 +4,11 @@ use ndarray::{Array1, Array2, ArrayView1, ArrayView2};
 
 use crate::error::{Error, Result};
 
+/// The most classes a confusion matrix (and so every metric of this module) may have: 1024. The
+/// counts are K² `u64` (8 MiB at the limit) and the CLI prints them whole; a larger K, whether
+/// given or read from the width of a score array, is [`Error::TooLarge`], never an allocation.
+pub const MAX_METRIC_CLASSES: usize = 1024;
+
 /// Counts of (true class, predicted class) over the samples whose true label is not ignored.
 /// Row = truth, column = prediction.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,7 +44,8 @@ pub fn argmax(scores: ArrayView2<'_, f64>) -> Result<Array1<i64>> {
 impl ConfusionMatrix {
     /// From true and predicted labels over `k` classes. Negative true labels are ignored
     /// (counted in [`ignored`](Self::ignored)); a true label `≥ k` or a prediction outside
-    /// `0..k` is an error, as are mismatched lengths, `k < 2`, and no counted sample at all.
+    /// `0..k` is an error, as are mismatched lengths, `k < 2`, `k >` [`MAX_METRIC_CLASSES`], and
+    /// no counted sample at all.
     pub fn from_labels(
         truth: ArrayView1<'_, i64>,
         predicted: ArrayView1<'_, i64>,
@@ -48,6 +54,7 @@ impl ConfusionMatrix {
         if k < 2 {
             return Err(Error::ClassCount { k });
         }
+        check_class_limit(k)?;
         if predicted.len() != truth.len() {
             return Err(Error::Shape {
                 what: "predictions",
@@ -87,8 +94,10 @@ impl ConfusionMatrix {
         Ok(ConfusionMatrix { counts, ignored })
     }
 
-    /// From true labels and `(B, K)` scores (probabilities or logits; see [`argmax`]).
+    /// From true labels and `(B, K)` scores (probabilities or logits; see [`argmax`]); K is
+    /// limited as in [`from_labels`](Self::from_labels).
     pub fn from_scores(truth: ArrayView1<'_, i64>, scores: ArrayView2<'_, f64>) -> Result<Self> {
+        check_class_limit(scores.ncols())?;
         if scores.nrows() != truth.len() {
             return Err(Error::Shape {
                 what: "scores",
@@ -185,6 +194,18 @@ impl ConfusionMatrix {
             present.iter().sum::<f64>() / present.len() as f64
         }
     }
+}
+
+/// K at most [`MAX_METRIC_CLASSES`].
+fn check_class_limit(k: usize) -> Result<()> {
+    if k > MAX_METRIC_CLASSES {
+        return Err(Error::TooLarge {
+            what: "number of classes K of a confusion matrix",
+            value: k,
+            limit: MAX_METRIC_CLASSES,
+        });
+    }
+    Ok(())
 }
 
 /// `num / den`, 0 when `den = 0` (zero_division = 0).

@@ -337,11 +337,11 @@ like Aff-Wild2's Other)."
 )]
 pub struct EvalArgs {
     /// Predictions: (B, K) float scores (probabilities or logits; the argmax is taken) or (B,)
-    /// integer labels.
+    /// integer labels. At most 1024 classes (K <= 1024, labels below 1024).
     #[arg(long, value_name = "P.npy")]
     pub pred: PathBuf,
 
-    /// True labels, (B,) integers; negative ones (Aff-Wild2's -1) are ignored.
+    /// True labels, (B,) integers below 1024; negative ones (Aff-Wild2's -1) are ignored.
     #[arg(long, value_name = "Y.npy")]
     pub labels: PathBuf,
 

@@ -34,7 +34,9 @@ pub struct BenchArgs {
     #[arg(long, value_name = "K", default_value_t = 8)]
     pub classes: usize,
 
-    /// Number of problems B.
+    /// Number of problems B, with B·K at most 67108864 (2^26, e.g. B <= 8388608 at K = 8): the
+    /// workload, its copy in --dtype and the outputs take about 48 bytes per entry, so at most
+    /// about 3 GiB.
     #[arg(long, value_name = "N", default_value_t = 65_536)]
     pub batch: usize,
 
@@ -70,6 +72,9 @@ pub struct BenchArgs {
     pub json: bool,
 }
 
+/// The most entries B·K a benchmark batch may have (stated in `--batch`'s help).
+pub const MAX_BATCH_ENTRIES: usize = 1 << 26;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum AccelerationArg {
     None,
@@ -102,6 +107,15 @@ pub fn run(args: &BenchArgs) -> Result<(), CliError> {
     }
     if args.batch == 0 {
         return Err(CliError::Usage("--batch must be at least 1".into()));
+    }
+    if !matches!(args.batch.checked_mul(args.classes), Some(entries) if entries <= MAX_BATCH_ENTRIES)
+    {
+        return Err(CliError::Usage(format!(
+            "--batch {} at --classes {} exceeds the limit B·K <= {MAX_BATCH_ENTRIES} (B <= {})",
+            args.batch,
+            args.classes,
+            MAX_BATCH_ENTRIES / args.classes
+        )));
     }
     if args.iters == 0 {
         return Err(CliError::Usage("--iters must be at least 1".into()));

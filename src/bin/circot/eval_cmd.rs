@@ -10,8 +10,8 @@ use crate::npy_io::{self, Elements};
 use crate::stats_cmd::read_int_vector;
 
 use circot::metrics::{
-    AbawEdition, AffectiveErrors, AuScore, ConfusionMatrix, VaScore, abaw_au, abaw_expr,
-    abaw_multi_task, abaw_va, affective_errors,
+    AbawEdition, AffectiveErrors, AuScore, ConfusionMatrix, MAX_METRIC_CLASSES, VaScore, abaw_au,
+    abaw_expr, abaw_multi_task, abaw_va, affective_errors,
 };
 use circot::{CostKind, CostMatrix};
 
@@ -89,6 +89,14 @@ fn read_predictions(args: &EvalArgs, truth: &Array1<i64>) -> Result<ConfusionMat
     let description = npy.describe();
     let wrong = |what: String| CliError::input(path, what);
     let rows = npy.shape().first().copied().unwrap_or(0);
+    if let (Elements::Float(_), &[_, classes]) = (&npy.elements, npy.shape())
+        && classes > MAX_METRIC_CLASSES
+    {
+        return Err(wrong(format!(
+            "scores ({description}) have {classes} classes, more than the limit of \
+             {MAX_METRIC_CLASSES}"
+        )));
+    }
     if rows != truth.len() {
         return Err(wrong(format!(
             "has {rows} predictions ({description}) but the labels have {}",
@@ -108,10 +116,47 @@ fn read_predictions(args: &EvalArgs, truth: &Array1<i64>) -> Result<ConfusionMat
                 .map_err(|e| wrong(e.to_string()))?;
             let k = match (args.preset, &args.cost) {
                 (Some(p), _) => p.len(),
-                (None, Some(c)) => npy_io::read_float_matrix(c, "a (K, K)")?.nrows(),
+                (None, Some(c)) => {
+                    let cost = npy_io::read_float_matrix(c, "a (K, K)")?;
+                    if cost.nrows() > MAX_METRIC_CLASSES {
+                        return Err(CliError::input(
+                            c,
+                            format!(
+                                "cost has shape {}: more classes than the limit of \
+                                 {MAX_METRIC_CLASSES}",
+                                npy_io::Shape(cost.shape())
+                            ),
+                        ));
+                    }
+                    cost.nrows()
+                }
                 (None, None) => {
-                    let max = truth.iter().chain(&predicted).copied().max().unwrap_or(0);
-                    usize::try_from(max + 1).unwrap_or(0).max(2)
+                    // K = the largest label + 1, each label checked against the limit first.
+                    let largest = |labels: &Array1<i64>, path: &Path| -> Result<usize, CliError> {
+                        let mut largest = 0;
+                        for (index, &label) in labels.iter().enumerate() {
+                            match usize::try_from(label) {
+                                Ok(class) if class < MAX_METRIC_CLASSES => {
+                                    largest = largest.max(class);
+                                }
+                                // Negative: an ignored true label, or a prediction the library
+                                // rejects by index.
+                                Err(_) => {}
+                                Ok(_) => {
+                                    return Err(CliError::input(
+                                        path,
+                                        format!(
+                                            "label {label} at index {index} is not below the \
+                                             limit of {MAX_METRIC_CLASSES} classes"
+                                        ),
+                                    ));
+                                }
+                            }
+                        }
+                        Ok(largest)
+                    };
+                    let max = largest(truth, &args.labels)?.max(largest(&predicted, path)?);
+                    (max + 1).max(2)
                 }
             };
             Ok(ConfusionMatrix::from_labels(

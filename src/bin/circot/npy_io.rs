@@ -99,13 +99,33 @@ impl Dtype {
             Dtype::U64 => "uint64",
         }
     }
+
+    /// Bytes per element.
+    fn size(self) -> usize {
+        match self {
+            Dtype::I8 | Dtype::U8 => 1,
+            Dtype::I16 | Dtype::U16 => 2,
+            Dtype::F32 | Dtype::I32 | Dtype::U32 => 4,
+            Dtype::F64 | Dtype::I64 | Dtype::U64 => 8,
+        }
+    }
 }
 
 /// Reads a `.npy` file of a float or integer dtype.
+///
+/// Every size the file claims is checked against what it holds before anything is allocated
+/// for it: the header length against the file's length, and the shape times the element size
+/// (with overflow checked) against the bytes after the header. So the largest array read is the
+/// one the file actually holds; a header claiming more is an error naming the file, the shape
+/// and the bytes present, never a failed allocation.
 pub fn read(path: &Path) -> Result<Npy, CliError> {
     let bytes =
         std::fs::read(path).map_err(|e| CliError::input(path, format!("cannot read: {e}")))?;
-    let header = Header::from_reader(&mut Cursor::new(&bytes)).map_err(|e| malformed(path, e))?;
+    check_header_length(path, &bytes)?;
+    let mut reader = Cursor::new(&bytes);
+    let header = Header::from_reader(&mut reader).map_err(|e| malformed(path, e))?;
+    // The header was read from memory, so its end is within `bytes`.
+    let data_bytes = bytes.len().saturating_sub(reader.position() as usize);
     // The descriptor is a Python literal: a quoted string for plain dtypes, a list for records.
     let descr = header.type_descriptor.to_string();
     let descr = descr.trim_matches(['\'', '"']);
@@ -115,6 +135,7 @@ pub fn read(path: &Path) -> Result<Npy, CliError> {
             format!("unsupported dtype {descr:?} (expected a float32/float64 or integer array)"),
         )
     })?;
+    check_data_length(path, &header.shape, dtype, data_bytes)?;
     let cursor = Cursor::new(&bytes);
     let elements = match dtype {
         Dtype::F32 => Elements::Float(read_as::<f32>(cursor, path)?.mapv(f64::from)),
@@ -142,6 +163,71 @@ pub fn read(path: &Path) -> Result<Npy, CliError> {
         dtype: dtype.name(),
         elements,
     })
+}
+
+/// The header length field (a u16 in version 1, a u32 in versions 2 and 3) must fit in the file.
+/// Anything else wrong with the preamble is left to the header parser, which allocates nothing
+/// beyond the header length.
+fn check_header_length(path: &Path, bytes: &[u8]) -> Result<(), CliError> {
+    const MAGIC: &[u8] = b"\x93NUMPY";
+    if !bytes.starts_with(MAGIC) || bytes.len() < MAGIC.len() + 2 {
+        return Ok(());
+    }
+    let field = &bytes[MAGIC.len() + 2..];
+    let (header_len, preamble) = match bytes[MAGIC.len()] {
+        1 if field.len() >= 2 => (usize::from(u16::from_le_bytes([field[0], field[1]])), 10),
+        2 | 3 if field.len() >= 4 => {
+            let len = u32::from_le_bytes([field[0], field[1], field[2], field[3]]);
+            (usize::try_from(len).unwrap_or(usize::MAX), 12)
+        }
+        _ => return Ok(()),
+    };
+    if header_len > bytes.len() - preamble {
+        return Err(CliError::input(
+            path,
+            format!(
+                "not a valid .npy file: its header length field claims {header_len} bytes of \
+                 header, but the file has only {} bytes",
+                bytes.len()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// The shape times the element size, without overflow, must fit in the bytes after the header.
+fn check_data_length(
+    path: &Path,
+    shape: &[usize],
+    dtype: Dtype,
+    data_bytes: usize,
+) -> Result<(), CliError> {
+    let needed = if shape.contains(&0) {
+        Some(0)
+    } else {
+        shape
+            .iter()
+            .try_fold(dtype.size(), |bytes, &dim| bytes.checked_mul(dim))
+    };
+    let claim = format!(
+        "its header claims shape {} of {}",
+        Shape(shape),
+        dtype.name()
+    );
+    match needed {
+        None => Err(CliError::input(
+            path,
+            format!("not a valid .npy file: {claim}, whose size in bytes overflows"),
+        )),
+        Some(needed) if needed > data_bytes => Err(CliError::input(
+            path,
+            format!(
+                "not a valid .npy file: {claim} ({needed} bytes), but the file holds only \
+                 {data_bytes} bytes of data after the header"
+            ),
+        )),
+        Some(_) => Ok(()),
+    }
 }
 
 fn read_as<A: ndarray_npy::ReadableElement>(

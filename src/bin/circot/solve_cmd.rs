@@ -33,6 +33,17 @@ pub fn run(args: &SolveArgs) -> Result<(), CliError> {
             None => None,
         },
     };
+    // Before the batch size sizes anything (the default weights): a source of shape (B, 0)
+    // holds no data, so its file can claim any B.
+    let k = inputs.cost.k();
+    if inputs.source.ncols() != k {
+        let shape = circot::Error::Shape {
+            what: "source",
+            expected: vec![inputs.source.nrows(), k],
+            found: inputs.source.shape().to_vec(),
+        };
+        return Err(CliError::input(&args.source, shape.to_string()));
+    }
     if let (Some(w), Some(path)) = (&inputs.weights, &args.weights) {
         check_weights(w, inputs.source.nrows(), path)?;
     }
