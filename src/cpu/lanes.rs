@@ -8,12 +8,11 @@ use super::gibbs::{Block, Gibbs};
 use super::relaxed::RelaxedBlock;
 use super::simd;
 use crate::cost::MAX_CLASSES;
-use crate::lse::lse;
 use crate::onehot::one_hot_potentials;
 use crate::output::{Chunk, Converged, Outputs, ProblemOut, finish, write_from_potentials};
-use crate::problem::{Acceleration, Executed, Request, Solution, Source, Target};
+use crate::problem::{Acceleration, Executed, Request, Solution, Target};
 use crate::real::Real;
-use crate::rows::ProblemRows;
+use crate::rows::{ProblemRows, read_source};
 
 /// Problems per parallel task. Results do not depend on it (lanes are independent); large enough
 /// that the lanes are refilled many times per task, small enough to balance two cores.
@@ -168,38 +167,17 @@ impl<'r, 'a, T: Real> Reader<'r, 'a, T> {
             *rows = ProblemRows::load(&self.request.source, &self.request.target, b, self.k);
             return;
         };
-        read_source(&self.request.source, b, rows);
+        let k = self.k;
+        read_source(
+            &self.request.source,
+            b,
+            &mut rows.a[..k],
+            &mut rows.log_a[..k],
+        );
         let y = labels[b] as usize;
         rows.one_hot = (smoothing == 0.0).then_some(y);
         for j in 0..self.k {
             (rows.beta[j], rows.log_beta[j]) = self.label_masses[usize::from(j == y)];
-        }
-    }
-}
-
-/// The source half of `ProblemRows::load`, the same arithmetic.
-fn read_source<T: Real>(source: &Source<'_, T>, b: usize, rows: &mut ProblemRows<T>) {
-    let k = rows.k;
-    let view = source.view();
-    let row = view.row(b);
-    match source {
-        Source::Probabilities(_) => {
-            let sum: T = row.iter().copied().sum();
-            let log_sum = sum.ln();
-            for (i, &p) in row.iter().enumerate() {
-                rows.log_a[i] = p.ln() - log_sum;
-                rows.a[i] = p / sum;
-            }
-        }
-        Source::Logits(_) => {
-            for (i, &z) in row.iter().enumerate() {
-                rows.log_a[i] = z;
-            }
-            let log_norm = lse(&rows.log_a[..k]);
-            for i in 0..k {
-                rows.log_a[i] = rows.log_a[i] - log_norm;
-                rows.a[i] = rows.log_a[i].exp();
-            }
         }
     }
 }
