@@ -110,6 +110,22 @@ pub enum Error {
         max: f64,
     },
 
+    /// With the default tolerance, the element type's precision floor `K·(max C/ε)·ε_mach` (where
+    /// rounding stops the iteration's progress) is at least [`MAX_PRECISION_FLOOR`] = 1: half the
+    /// largest possible L1 marginal error (2), so the solve would stop at once with a meaningless
+    /// answer.
+    ///
+    /// [`MAX_PRECISION_FLOOR`]: crate::MAX_PRECISION_FLOOR
+    #[error(
+        "eps = {eps:e} is too small for {dtype} with this cost: its precision floor          K·(max C/eps)·eps_mach = {floor:e}, the default tolerance, is not below {limit} (a marginal          error is at most 2); use a larger eps, f64, or an explicit tol"
+    )]
+    PrecisionFloor {
+        eps: f64,
+        dtype: &'static str,
+        floor: f64,
+        limit: f64,
+    },
+
     /// At least one iteration is needed.
     #[error("max_iters must be at least 1")]
     MaxIters,

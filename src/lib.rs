@@ -62,8 +62,8 @@ pub use backend::{Backend, solve, solve_warm};
 pub use cost::{CostKind, CostMatrix, MAX_CLASSES, MIN_CLASSES};
 pub use error::{Error, Operand, Result};
 pub use problem::{
-    Acceleration, Convention, DEFAULT_MAX_ITERS, DEFAULT_TOL, Executed, Solution, SolveOptions,
-    Source, Target,
+    Acceleration, Convention, DEFAULT_MAX_ITERS, DEFAULT_TOL, Executed, MAX_PRECISION_FLOOR,
+    Solution, SolveOptions, Source, Target,
 };
 pub use real::{Element, Real};
 pub use validate::row_sum_tolerance;

@@ -211,11 +211,21 @@ impl SolveOptions {
     /// of the potentials alone keeps the marginal error (in f64 the floor only matters for
     /// `max C / ε` beyond ~10⁸; in f32 at `ε = 0.05·max C`, `K = 8`, it is about 2·10⁻⁵).
     pub fn effective_tol<T: Element>(&self, k: usize, max_cost: f64) -> f64 {
-        self.tol.unwrap_or_else(|| {
-            let floor = k as f64 * (max_cost / self.eps) * T::EPSILON;
-            DEFAULT_TOL.max(floor)
-        })
+        self.tol
+            .unwrap_or_else(|| DEFAULT_TOL.max(precision_floor::<T>(self.eps, k, max_cost)))
     }
+}
+
+/// The largest precision floor the default tolerance may take: a request whose floor is at least
+/// this (half the largest possible L1 marginal error, 2) is [`Error::PrecisionFloor`] unless it
+/// gives its own tolerance.
+///
+/// [`Error::PrecisionFloor`]: crate::Error::PrecisionFloor
+pub const MAX_PRECISION_FLOOR: f64 = 1.0;
+
+/// `K·(max C/ε)·ε_mach(T)`: the L1 marginal error below which rounding stops progress.
+pub(crate) fn precision_floor<T: Element>(eps: f64, k: usize, max_cost: f64) -> f64 {
+    k as f64 * (max_cost / eps) * T::EPSILON
 }
 
 /// One validated request as the backends receive it. Public only so that the element-type
@@ -290,11 +300,14 @@ impl<T: Element> Solution<T> {
         self.loss.len()
     }
 
-    /// Number of problems whose final marginal error is within the tolerance used.
+    /// Number of problems whose final marginal error is within the tolerance used, as the solver
+    /// compared them: in its arithmetic type, where the tolerance may round up (f32: a problem
+    /// stopped at an error equal to the rounded tolerance is converged).
     pub fn converged(&self) -> usize {
+        let tol = <T::Compute as Element>::from_f64(self.tol).as_f64();
         self.marginal_error
             .iter()
-            .filter(|e| e.as_f64() <= self.tol)
+            .filter(|e| e.as_f64() <= tol)
             .count()
     }
 }

@@ -5,7 +5,9 @@ use ndarray::ArrayView2;
 
 use crate::cost::check_class_count;
 use crate::error::{Error, Operand, Result};
-use crate::problem::{Convention, Request, SolveOptions, Source, Target};
+use crate::problem::{
+    Convention, MAX_PRECISION_FLOOR, Request, SolveOptions, Source, Target, precision_floor,
+};
 use crate::real::Element;
 
 /// How far a probability row's sum may be from 1: `max(1e-5, K·ε_mach(T))`. Rows are
@@ -28,6 +30,7 @@ pub(crate) fn check_request<T: Element>(request: &Request<'_, T>) -> Result<()> 
     check_class_count(k)?;
     check_options(options)?;
     check_eps_range::<T>(options.eps, cost.max())?;
+    check_precision_floor::<T>(options, k, cost.max())?;
     let source_view = source.view();
     let batch = source_view.nrows();
     check_shape("source", source_view, batch, k)?;
@@ -110,6 +113,24 @@ pub(crate) fn check_eps_range<T: Element>(eps: f64, max_cost: f64) -> Result<()>
             max,
         })
     }
+}
+
+/// With the default tolerance, the precision floor must be below [`MAX_PRECISION_FLOOR`].
+pub(crate) fn check_precision_floor<T: Element>(
+    options: &SolveOptions,
+    k: usize,
+    max_cost: f64,
+) -> Result<()> {
+    let floor = precision_floor::<T>(options.eps, k, max_cost);
+    if options.tol.is_none() && floor >= MAX_PRECISION_FLOOR {
+        return Err(Error::PrecisionFloor {
+            eps: options.eps,
+            dtype: T::NAME,
+            floor,
+            limit: MAX_PRECISION_FLOOR,
+        });
+    }
+    Ok(())
 }
 
 fn check_shape<T>(what: &'static str, a: ArrayView2<'_, T>, batch: usize, k: usize) -> Result<()> {

@@ -11,7 +11,7 @@ use super::params::SinkhornParams;
 use crate::cost::CostMatrix;
 use crate::error::{Error, Result};
 use crate::problem::SolveOptions;
-use crate::validate::{check_eps_range, check_options};
+use crate::validate::{check_eps_range, check_options, check_precision_floor};
 
 /// The kernels, loaded into one CUDA context.
 pub struct CudaKernels {
@@ -200,6 +200,7 @@ pub fn enqueue<E: KernelElement>(
         return Err(shape("outputs", vec![cost.k], vec![k]));
     }
     check_eps_range::<E>(options.eps, cost.max)?;
+    check_precision_floor::<E>(options, cost.k, cost.max)?;
     let (source, logits) = match source {
         DeviceSource::Probabilities(s) => (s, false),
         DeviceSource::Logits(s) => (s, true),

@@ -212,7 +212,12 @@ fn solve_and_write<E: Element>(
             format!("{mean:.6}")
         },
         report.iterations.iter().max().copied().unwrap_or(0),
-        report.errors.iter().copied().fold(0.0, f64::max),
+        // NaN-propagating: f64::max would drop a NaN error and print 0.
+        report
+            .errors
+            .iter()
+            .copied()
+            .fold(0.0, |m: f64, e| if e.is_nan() { e } else { m.max(e) }),
         args.out.display()
     );
     Ok(())
