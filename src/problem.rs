@@ -207,7 +207,8 @@ impl SolveOptions {
     }
 
     /// The tolerance a solve in element type `T` uses: the one set, or else [`DEFAULT_TOL`]
-    /// raised to the precision floor of `T`, `K · (max C / ε) · ε_mach(T)`, below which rounding
+    /// raised to the precision floor of `T`'s arithmetic type (f32 for f16 and bf16, which are
+    /// solved in f32), `K · (max C / ε) · ε_mach`, below which rounding
     /// of the potentials alone keeps the marginal error (in f64 the floor only matters for
     /// `max C / ε` beyond ~10⁸; in f32 at `ε = 0.05·max C`, `K = 8`, it is about 2·10⁻⁵).
     pub fn effective_tol<T: Element>(&self, k: usize, max_cost: f64) -> f64 {
@@ -223,9 +224,12 @@ impl SolveOptions {
 /// [`Error::PrecisionFloor`]: crate::Error::PrecisionFloor
 pub const MAX_PRECISION_FLOOR: f64 = 1.0;
 
-/// `K·(max C/ε)·ε_mach(T)`: the L1 marginal error below which rounding stops progress.
+/// `K·(max C/ε)·ε_mach` of `T`'s arithmetic type: the L1 marginal error below which rounding
+/// stops progress. The iteration's rounding is that of the arithmetic type: f16 and bf16 data are
+/// solved in f32, so their floor is f32's (with theirs, 8 and 64 times larger, the default
+/// tolerance at ε = 0.05·max C, K = 8 was 0.16 and 1.25, and a solve stopped after one iteration).
 pub(crate) fn precision_floor<T: Element>(eps: f64, k: usize, max_cost: f64) -> f64 {
-    k as f64 * (max_cost / eps) * T::EPSILON
+    k as f64 * (max_cost / eps) * <T::Compute as Element>::EPSILON
 }
 
 /// One validated request as the backends receive it. Public only so that the element-type

@@ -358,7 +358,7 @@ def sinkhorn_loss(
         Iteration cap per problem (reaching it is not an error).
     tol : float, optional
         Stopping tolerance on the L1 row-marginal error; default: the crate's, raised to the
-        precision floor of the input's dtype.
+        precision floor of the arithmetic type (f32 for float16/bfloat16 inputs).
     backend : {"cpu", "reference"}
         circot's rayon CPU backend, or its f64 reference solver.
 

@@ -60,7 +60,7 @@ pub struct SolveArgs {
     pub max_iters: Option<u32>,
 
     /// Stop a problem when its L1 row-marginal error is <= this [default: the library's, 1e-6
-    /// raised to the dtype's precision floor K·(max C/ε)·ε_mach].
+    /// raised to the precision floor K·(max C/ε)·ε_mach of the arithmetic type, f32 for f16/bf16].
     #[arg(long, allow_hyphen_values = true)]
     pub tol: Option<f64>,
 
