@@ -140,9 +140,33 @@ pub enum Acceleration {
 /// Default iteration cap.
 pub const DEFAULT_MAX_ITERS: u32 = 1000;
 
-/// Default stopping tolerance on the L1 row-marginal error, before the precision floor of
-/// [`SolveOptions::effective_tol`] is applied.
-pub const DEFAULT_TOL: f64 = 1e-6;
+/// Default stopping tolerance on the L1 row-marginal error: where `grad_logits` is within 1e-4
+/// relative of the converged f64 answer for K = 3..32 and ε = 0.02..1·max C, measured in f32
+/// (`examples/tolerance_survey.rs`; the table is in docs/tolerance.md). It is raised to what the
+/// arithmetic type reaches ([`SolveOptions::effective_tol`]).
+pub const DEFAULT_TOL: f64 = 3e-7;
+
+/// `max C/ε` up to which the solvers iterate in the scaling (Gibbs-kernel) form in arithmetic type
+/// `C`: 50 in f32, 500 in f64 (the CPU lanes and, in f32, the kernels); beyond it, in the
+/// log-domain (potential) form.
+pub(crate) fn gibbs_bound<C: Element>() -> f64 {
+    if C::EPSILON > 1e-10 { 50.0 } else { 500.0 }
+}
+
+/// The L1 marginal error the arithmetic type of `T` reaches at best, with margin: `ε_mach·K/4` in
+/// the scaling form, plus `ε_mach·(max C/ε)/2` in the log-domain form (also over-relaxation's),
+/// whose potentials carry `ε_mach·max C/ε` each. Measured in f32 with no tolerance (B = 32–300,
+/// K = 2..32, ε = 0.02..1·max C): at most 5.7e-7 = 4.8 ε_mach at K = 32 (the bound: 8 ε_mach) in the
+/// scaling form, and (max C/ε)·ε_mach/3 in the log-domain form.
+pub(crate) fn reached_floor<T: Element>(k: usize, cost_over_eps: f64, scaling_form: bool) -> f64 {
+    let e = <T::Compute as Element>::EPSILON;
+    let potentials = if scaling_form {
+        0.0
+    } else {
+        0.5 * cost_over_eps
+    };
+    e * (k as f64 / 4.0 + potentials)
+}
 
 /// How to solve: ε, when to stop, which convention to report, whether to return plans.
 #[derive(Debug, Clone, PartialEq)]
@@ -207,27 +231,32 @@ impl SolveOptions {
     }
 
     /// The tolerance a solve in element type `T` uses: the one set, or else [`DEFAULT_TOL`]
-    /// raised to the precision floor of `T`'s arithmetic type (f32 for f16 and bf16, which are
-    /// solved in f32), `K · (max C / ε) · ε_mach`, below which rounding
-    /// of the potentials alone keeps the marginal error (in f64 the floor only matters for
-    /// `max C / ε` beyond ~10⁸; in f32 at `ε = 0.05·max C`, `K = 8`, it is about 2·10⁻⁵).
+    /// raised to what `T`'s arithmetic type (f32 for f16 and bf16, which are solved in f32)
+    /// reaches in the form the solve iterates in: `ε_mach·K/4`, plus `ε_mach·(max C/ε)/2` beyond
+    /// the scaling form's bound (max C/ε > 50 in f32) or with over-relaxation. In f32 that is
+    /// 3e-7 up to K = 10 in the scaling form, 9.5e-7 at K = 32; in f64, 3e-7.
     pub fn effective_tol<T: Element>(&self, k: usize, max_cost: f64) -> f64 {
-        self.tol
-            .unwrap_or_else(|| DEFAULT_TOL.max(precision_floor::<T>(self.eps, k, max_cost)))
+        self.tol.unwrap_or_else(|| {
+            let ratio = max_cost / self.eps;
+            let scaling =
+                self.acceleration == Acceleration::None && ratio <= gibbs_bound::<T::Compute>();
+            DEFAULT_TOL.max(reached_floor::<T>(k, ratio, scaling))
+        })
     }
 }
 
-/// The largest precision floor the default tolerance may take: a request whose floor is at least
-/// this (half the largest possible L1 marginal error, 2) is [`Error::PrecisionFloor`] unless it
-/// gives its own tolerance.
+/// The largest rounding bound a request with the default tolerance may have: a request whose
+/// bound `K·(max C/ε)·ε_mach` is at least this (half the largest possible L1 marginal error, 2) is
+/// [`Error::PrecisionFloor`] unless it gives its own tolerance.
 ///
 /// [`Error::PrecisionFloor`]: crate::Error::PrecisionFloor
 pub const MAX_PRECISION_FLOOR: f64 = 1.0;
 
-/// `K·(max C/ε)·ε_mach` of `T`'s arithmetic type: the L1 marginal error below which rounding
-/// stops progress. The iteration's rounding is that of the arithmetic type: f16 and bf16 data are
-/// solved in f32, so their floor is f32's (with theirs, 8 and 64 times larger, the default
-/// tolerance at ε = 0.05·max C, K = 8 was 0.16 and 1.25, and a solve stopped after one iteration).
+/// `K·(max C/ε)·ε_mach` of `T`'s arithmetic type: a worst-case bound on the L1 marginal error
+/// rounding can hold a problem at (each of K exponents carries ε_mach·max C/ε). f32 gets 10–100×
+/// below it in practice, so it no longer sets the default tolerance; at 1 or more nothing useful
+/// can be asked for. The iteration's rounding is that of the arithmetic type: f16 and bf16 data
+/// are solved in f32.
 pub(crate) fn precision_floor<T: Element>(eps: f64, k: usize, max_cost: f64) -> f64 {
     k as f64 * (max_cost / eps) * <T::Compute as Element>::EPSILON
 }

@@ -36,7 +36,7 @@
 // Loops index by class and by lane because that is the layout the vectoriser needs to see.
 #![allow(clippy::needless_range_loop)]
 use crate::cost::{CostMatrix, MAX_CLASSES};
-use crate::problem::SolveOptions;
+use crate::problem::{SolveOptions, gibbs_bound};
 use crate::real::Real;
 use crate::rows::ProblemRows;
 
@@ -45,8 +45,7 @@ use super::lanes::LaneSolver;
 /// `max C/ε` up to which the Gibbs-kernel form is exact to rounding, per element type (see the
 /// module documentation).
 pub(super) fn applies<T: Real>(cost: &CostMatrix, eps: f64) -> bool {
-    let bound = if T::EPSILON > 1e-10 { 50.0 } else { 500.0 };
-    cost.max() / eps <= bound
+    cost.max() / eps <= gibbs_bound::<T>()
 }
 
 /// What every lane shares: the Gibbs kernel and the stopping rule.
