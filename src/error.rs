@@ -110,14 +110,15 @@ pub enum Error {
         max: f64,
     },
 
-    /// With the default tolerance, the element type's precision floor `K·(max C/ε)·ε_mach` (where
-    /// rounding stops the iteration's progress) is at least [`MAX_PRECISION_FLOOR`] = 1: half the
-    /// largest possible L1 marginal error (2), so the solve would stop at once with a meaningless
-    /// answer.
+    /// With the default tolerance, the rounding bound `K·(max C/ε)·ε_mach` of the arithmetic type
+    /// (how far rounding can hold a problem's marginal error) is at least [`MAX_PRECISION_FLOOR`]
+    /// = 1: half the largest possible L1 marginal error (2), so no default could be trusted.
     ///
     /// [`MAX_PRECISION_FLOOR`]: crate::MAX_PRECISION_FLOOR
     #[error(
-        "eps = {eps:e} is too small for {dtype} with this cost: its precision floor          K·(max C/eps)·eps_mach = {floor:e}, the default tolerance, is not below {limit} (a marginal          error is at most 2); use a larger eps, f64, or an explicit tol"
+        "eps = {eps:e} is too small for {dtype} with this cost: the rounding bound \
+         K·(max C/eps)·eps_mach = {floor:e} is not below {limit} (a marginal error is at most 2), \
+         so no default tolerance is useful; use a larger eps, f64, or an explicit tol"
     )]
     PrecisionFloor {
         eps: f64,

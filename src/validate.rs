@@ -115,7 +115,7 @@ pub(crate) fn check_eps_range<T: Element>(eps: f64, max_cost: f64) -> Result<()>
     }
 }
 
-/// With the default tolerance, the precision floor must be below [`MAX_PRECISION_FLOOR`].
+/// With the default tolerance, the rounding bound must be below [`MAX_PRECISION_FLOOR`].
 pub(crate) fn check_precision_floor<T: Element>(
     options: &SolveOptions,
     k: usize,

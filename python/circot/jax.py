@@ -357,8 +357,8 @@ def sinkhorn_loss(
     max_iter : int
         Iteration cap per problem (reaching it is not an error).
     tol : float, optional
-        Stopping tolerance on the L1 row-marginal error; default: the crate's, raised to the
-        precision floor of the arithmetic type (f32 for float16/bfloat16 inputs).
+        Stopping tolerance on the L1 row-marginal error; default: the crate's (3e-7, raised to
+        what the arithmetic type reaches; f32 for float16/bfloat16 inputs).
     backend : {"cpu", "reference"}
         circot's rayon CPU backend, or its f64 reference solver.
 

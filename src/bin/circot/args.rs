@@ -59,8 +59,9 @@ pub struct SolveArgs {
     #[arg(long, value_name = "N", allow_hyphen_values = true)]
     pub max_iters: Option<u32>,
 
-    /// Stop a problem when its L1 row-marginal error is <= this [default: the library's, 1e-6
-    /// raised to the precision floor K·(max C/ε)·ε_mach of the arithmetic type, f32 for f16/bf16].
+    /// Stop a problem when its L1 row-marginal error is <= this [default: the library's, 3e-7
+    /// raised to what the arithmetic type reaches (f32 for f16/bf16): ε_mach·K/4, plus
+    /// ε_mach·(max C/ε)/2 beyond max C/ε = 50 in f32 or with over-relaxation].
     #[arg(long, allow_hyphen_values = true)]
     pub tol: Option<f64>,
 
