@@ -24,7 +24,10 @@
 //! gradient and are left out of means. With [`divergence`](SinkhornLoss::divergence) the loss is the
 //! debiased Sinkhorn divergence `S_ε(a, β) = OT_ε(a, β) − ½·OT_ε(a, a) − ½·OT_ε(β, β)`, which is
 //! zero at `a = β`; its gradient w.r.t. `a` is `f_aβ − ½(f_aa + g_aa)` (`f_aβ − f_aa` for a
-//! symmetric cost), and it is the same in both conventions (the entropy terms cancel).
+//! symmetric cost), and it is the same in both conventions (the entropy terms cancel). Only for a
+//! symmetric cost is it non-negative and minimised at `a = β`: with an asymmetric one its gradient
+//! there is `½(f_ββ − g_ββ) ≠ 0` and it takes negative values nearby
+//! (`tests/divergence_asymmetric.rs`).
 
 use ndarray::{Array1, Array2, Array3, ArrayView1, ArrayView2, Axis};
 

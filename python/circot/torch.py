@@ -369,7 +369,8 @@ def sinkhorn_loss(
     probabilities
         ``input`` holds probabilities (rows on the simplex) instead of logits.
     divergence
-        The debiased Sinkhorn divergence ``OT(a,β) − ½OT(a,a) − ½OT(β,β)`` (zero at a = β).
+        The debiased Sinkhorn divergence ``OT(a,β) − ½OT(a,a) − ½OT(β,β)`` (zero at a = β;
+        non-negative and minimised there only for a symmetric cost).
     convention
         ``"kl"`` (``⟨P,C⟩ + ε·KL(P‖a⊗β)``) or ``"entropy"`` (``⟨P,C⟩ − ε·H(P)``).
     max_iter, tol
