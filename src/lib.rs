@@ -50,6 +50,7 @@ mod problem;
 mod real;
 mod reference;
 mod rows;
+mod self_transport;
 mod validate;
 
 pub mod degeneracy;

@@ -31,6 +31,8 @@
 
 use ndarray::{Array1, Array2, Array3, ArrayView1, ArrayView2, Axis};
 
+use crate::self_transport;
+
 use crate::backend::{Backend, solve_warm};
 use crate::cost::CostMatrix;
 use crate::error::{Error, Result};
@@ -175,6 +177,9 @@ pub struct Forward<E> {
     pub g: Array2<E>,
     /// The backend that ran.
     pub executed: Executed,
+    /// With the divergence: how its self terms converged (`iterations` and `marginal_error` above
+    /// are those of `a → β`).
+    pub self_terms: Option<SelfTerms>,
 }
 
 /// The upstream gradient `backward` scales by.
@@ -452,6 +457,7 @@ impl<E: Element> SinkhornLoss<E> {
             marginal_error: parts.marginal_error.mapv(E::from_f64),
             g: parts.g.mapv(E::from_f64),
             executed: parts.executed,
+            self_terms: parts.self_terms,
         })
     }
 
@@ -640,6 +646,7 @@ impl<E: Element> SinkhornLoss<E> {
             marginal_error: ab.marginal_error.mapv(Element::as_f64),
             g: ab.g.mapv(Element::as_f64),
             cost_grads: ab.plan.as_ref().map(|p| p.mapv(Element::as_f64)),
+            self_terms: None,
         })
     }
 
@@ -649,7 +656,7 @@ impl<E: Element> SinkhornLoss<E> {
         let a = probabilities(batch.source);
         let beta = target_distributions(batch.target, a.ncols());
         let kept = kept_mask(&batch.target, a.nrows());
-        let self_transport = |p: &Array2<f64>| -> Result<Solution<E>> {
+        let alternating = |p: &Array2<f64>| -> Result<Solution<E>> {
             let p = p.mapv(E::from_f64);
             solve_warm(
                 &self.cost,
@@ -660,12 +667,44 @@ impl<E: Element> SinkhornLoss<E> {
                 None,
             )
         };
-        let aa = self_transport(&a)?;
-        let bb = self_transport(&beta)?;
         let w = |x: &Array2<E>| x.mapv(Element::as_f64);
         let w1 = |x: &Array1<E>| x.mapv(Element::as_f64);
+        let tol = options.effective_tol::<E>(self.cost.k(), self.cost.max());
+        // A symmetric cost: the symmetric update in f64, which converges where the alternating
+        // iteration oscillates; otherwise the alternating iteration on the backend.
+        let symmetric = self_transport::applies(&self.cost);
+        let solve_self = |p: &Array2<f64>| -> Result<SelfTerm> {
+            if symmetric {
+                let s = self_transport::solve(
+                    &self.cost,
+                    p,
+                    options.eps,
+                    tol,
+                    options.max_iters,
+                    options.plan,
+                );
+                Ok(SelfTerm {
+                    f_plus_g: s.f * 2.0,
+                    loss: s.loss,
+                    plan: s.plan,
+                    iterations: s.iterations,
+                    marginal_error: s.marginal_error,
+                })
+            } else {
+                let s = alternating(p)?;
+                Ok(SelfTerm {
+                    f_plus_g: w(&s.f) + w(&s.g),
+                    loss: w1(&s.loss),
+                    plan: s.plan.as_ref().map(|x| x.mapv(Element::as_f64)),
+                    iterations: s.iterations,
+                    marginal_error: w1(&s.marginal_error),
+                })
+            }
+        };
+        let aa = solve_self(&a)?;
+        let bb = solve_self(&beta)?;
         // ∂S/∂a = f_aβ − ½(f_aa + g_aa), centred; through the softmax for logits.
-        let v = w(&ab.f) - (w(&aa.f) + w(&aa.g)) * 0.5;
+        let v = w(&ab.f) - &aa.f_plus_g * 0.5;
         let mut grad = &v - &v.mean_axis(Axis(1)).unwrap().insert_axis(Axis(1));
         if batch.source.is_logits() {
             let av = (&a * &grad).sum_axis(Axis(1)).insert_axis(Axis(1));
@@ -675,8 +714,7 @@ impl<E: Element> SinkhornLoss<E> {
         grad *= &kept.view().insert_axis(Axis(1));
         let cost_grads = match (&ab.plan, &aa.plan, &bb.plan) {
             (Some(p), Some(q), Some(r)) => {
-                let f = |x: &Array3<E>| x.mapv(Element::as_f64);
-                let mut d = f(p) - (f(q) + f(r)) * 0.5;
+                let mut d = p.mapv(Element::as_f64) - (q + r) * 0.5;
                 d *= &kept.view().insert_axis(Axis(1)).insert_axis(Axis(2));
                 Some(d)
             }
@@ -684,12 +722,23 @@ impl<E: Element> SinkhornLoss<E> {
         };
         Ok(Parts {
             executed: ab.executed,
-            loss: (w1(&ab.loss) - (w1(&aa.loss) + w1(&bb.loss)) * 0.5) * &kept,
+            loss: (w1(&ab.loss) - (&aa.loss + &bb.loss) * 0.5) * &kept,
             grad,
             iterations: ab.iterations.clone(),
             marginal_error: w1(&ab.marginal_error),
             g: w(&ab.g),
             cost_grads,
+            self_terms: Some(SelfTerms {
+                iterations: ndarray::stack(Axis(1), &[aa.iterations.view(), bb.iterations.view()])
+                    .expect("equal lengths"),
+                marginal_error: ndarray::stack(
+                    Axis(1),
+                    &[aa.marginal_error.view(), bb.marginal_error.view()],
+                )
+                .expect("equal lengths"),
+                tol,
+                symmetric,
+            }),
         })
     }
 
@@ -703,6 +752,41 @@ impl<E: Element> SinkhornLoss<E> {
     }
 }
 
+/// One self-transport term of the divergence, in f64.
+struct SelfTerm {
+    f_plus_g: Array2<f64>,
+    loss: Array1<f64>,
+    plan: Option<Array3<f64>>,
+    iterations: Array1<u32>,
+    marginal_error: Array1<f64>,
+}
+
+/// How the divergence's self terms `OT_ε(a, a)` (column 0) and `OT_ε(β, β)` (column 1) converged.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct SelfTerms {
+    /// Updates each made (B × 2).
+    pub iterations: Array2<u32>,
+    /// Their final L1 row-marginal errors (B × 2).
+    pub marginal_error: Array2<f64>,
+    /// The tolerance they were solved to (that of the `a → β` solve).
+    pub tol: f64,
+    /// Whether they were solved by the symmetric update (a symmetric cost; in f64) rather than the
+    /// alternating iteration on the backend.
+    pub symmetric: bool,
+}
+
+impl SelfTerms {
+    /// How many problems have both self terms within the tolerance.
+    pub fn converged(&self) -> usize {
+        self.marginal_error
+            .rows()
+            .into_iter()
+            .filter(|r| r.iter().all(|&e| e <= self.tol))
+            .count()
+    }
+}
+
 /// Per-problem results of the problems solved (in f64 for the reductions).
 struct Parts {
     executed: Executed,
@@ -712,6 +796,7 @@ struct Parts {
     marginal_error: Array1<f64>,
     g: Array2<f64>,
     cost_grads: Option<Array3<f64>>,
+    self_terms: Option<SelfTerms>,
 }
 
 /// 1 for the problems that count, 0 for ignored ones (negative labels).

@@ -205,6 +205,21 @@ fn divergence_of_a_distribution_with_itself_is_zero() {
             .all(|s| s.abs() <= 1e-10)
     );
     assert!(d.join("out/grad_source.npy").exists());
+    // The self terms' convergence, OT(a, a) and OT(β, β) per problem. This cost is asymmetric, so
+    // they run the alternating iteration, which is slow for a nearly diagonal plan: the uniform
+    // row stops at the 1,000 cap a little above the tolerance, and says so.
+    let errors = read(&d.join("out"), "self_marginal_error.npy");
+    assert_eq!(errors.shape(), &[2, 2]);
+    assert!(errors.iter().all(|&e| e <= 1e-10), "{errors:?}");
+    let file = std::fs::File::open(d.join("out/self_iterations.npy")).unwrap();
+    let iterations = ArrayD::<u32>::read_npy(file).unwrap();
+    assert_eq!(iterations.shape(), &[2, 2]);
+    for (e, n) in errors.iter().zip(&iterations) {
+        assert!(
+            (1..=1000).contains(n) && (*e <= 1e-12 || *n == 1000),
+            "error {e:e} after {n} iterations"
+        );
+    }
 }
 
 #[test]

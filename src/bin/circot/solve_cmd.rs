@@ -158,11 +158,22 @@ fn solve_and_write<E: Element>(
             files.push((name, encode(&grads.input)));
             files.push(("iterations.npy", npy_io::encode(&value.iterations)));
             files.push(("marginal_error.npy", encode(&value.marginal_error)));
+            let terms = value
+                .self_terms
+                .as_ref()
+                .expect("the divergence reports its self terms");
+            // The self terms OT(a, a), OT(β, β): columns 0 and 1.
+            files.push(("self_iterations.npy", npy_io::encode(&terms.iterations)));
+            files.push((
+                "self_marginal_error.npy",
+                npy_io::encode(&terms.marginal_error),
+            ));
             Some(Report {
                 executed: value.executed.name(),
                 per_sample: value.per_sample.mapv(E::as_f64),
                 iterations: value.iterations,
                 errors: value.marginal_error.mapv(E::as_f64),
+                self_converged: Some(terms.converged()),
             })
         } else {
             None
@@ -191,6 +202,7 @@ fn solve_and_write<E: Element>(
                 per_sample: solution.loss.mapv(E::as_f64),
                 iterations: solution.iterations,
                 errors: solution.marginal_error.mapv(E::as_f64),
+                self_converged: None,
             }
         }
     };
@@ -200,9 +212,12 @@ fn solve_and_write<E: Element>(
         .zip(&report.per_sample)
         .map(|(s, l)| s.as_f64() * l)
         .sum::<f64>();
+    let self_terms = report.self_converged.map_or(String::new(), |n| {
+        format!(" self_terms_converged={n}/{batch}")
+    });
     println!(
         "backend={} dtype={} B={batch} K={} mean_loss={} max_iterations={} \
-         max_marginal_error={:.3e} out={}",
+         max_marginal_error={:.3e}{self_terms} out={}",
         report.executed,
         E::NAME,
         inputs.cost.k(),
@@ -229,6 +244,8 @@ struct Report {
     per_sample: Array1<f64>,
     iterations: Array1<u32>,
     errors: Array1<f64>,
+    /// With the divergence: problems whose two self terms converged.
+    self_converged: Option<usize>,
 }
 
 /// Encodes an array of any element type: f64 as float64, the others as float32 (exact).
