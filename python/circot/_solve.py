@@ -58,6 +58,10 @@ class Solution:
         The backend that ran: ``"cpu"``, ``"cuda"`` or ``"reference"``.
     tol : float
         The stopping tolerance used.
+    self_iterations, self_marginal_error : ndarray (B, 2) or None
+        With ``divergence=True``: iterations (uint32) and final L1 row-marginal errors of the
+        self terms ``OT(a, a)`` (column 0) and ``OT(β, β)`` (column 1); ``iterations`` and
+        ``marginal_error`` are those of ``a → β``.
     """
 
     loss: np.ndarray
@@ -71,6 +75,8 @@ class Solution:
     plan: Optional[np.ndarray]
     executed: str
     tol: float
+    self_iterations: Optional[np.ndarray] = None
+    self_marginal_error: Optional[np.ndarray] = None
 
     @property
     def batch(self) -> int:
@@ -171,6 +177,8 @@ def solve(
             grad_source=None if logits else grad, grad_logits=grad if logits else None,
             iterations=t["iterations"].astype(np.uint32), marginal_error=t["marginal_error"],
             plan=t["grad_cost"], executed=t["executed"], tol=t["tol"],
+            self_iterations=t["self_iterations"].astype(np.uint32),
+            self_marginal_error=t["self_marginal_error"],
         )  # fmt: skip
     out = _native.solve(
         cost_array, source_array, target_array, eps=eps, logits=logits, smoothing=smoothing,

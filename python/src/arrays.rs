@@ -261,3 +261,8 @@ pub fn emit1<'py, T: numpy::Element>(py: Python<'py>, a: ndarray::Array1<T>) -> 
 pub fn emit_f64<'py, D: Dimension>(py: Python<'py>, a: Array<f64, D>) -> Bound<'py, PyAny> {
     a.into_pyarray(py).into_any()
 }
+
+/// An int32 array of any dimension, as a NumPy array.
+pub fn emit_i32<'py, D: Dimension>(py: Python<'py>, a: Array<i32, D>) -> Bound<'py, PyAny> {
+    a.into_pyarray(py).into_any()
+}

@@ -338,6 +338,19 @@ fn terms_typed<'py, E: Floats>(
     let iterations = t.iterations.mapv(|n| i32::try_from(n).unwrap_or(i32::MAX));
     out.set_item("iterations", arrays::emit1(py, iterations))?;
     out.set_item("marginal_error", E::emit(py, t.marginal_error, bits))?;
+    // The divergence's self terms OT(a, a), OT(β, β): (B, 2) int32 iterations, float64 errors.
+    let (self_iterations, self_error) = match t.self_terms {
+        Some((n, e)) => (
+            Some(arrays::emit_i32(
+                py,
+                n.mapv(|n| i32::try_from(n).unwrap_or(i32::MAX)),
+            )),
+            Some(arrays::emit_f64(py, e)),
+        ),
+        None => (None, None),
+    };
+    out.set_item("self_iterations", self_iterations)?;
+    out.set_item("self_marginal_error", self_error)?;
     out.set_item("executed", t.executed.name())?;
     out.set_item("tol", tol)?;
     Ok(out)

@@ -55,6 +55,9 @@ pub struct LossTerms<E> {
     pub iterations: Array1<u32>,
     /// Final L1 row-marginal error of `a → β` per problem.
     pub marginal_error: Array1<E>,
+    /// With the divergence: iterations and final errors of its self terms `OT(a, a)`,
+    /// `OT(β, β)` (B × 2 each).
+    pub self_terms: Option<(Array2<u32>, Array2<f64>)>,
     /// The backend that ran.
     pub executed: Executed,
 }
@@ -96,6 +99,7 @@ pub fn loss_terms<E: Element>(
         grad_cost: each.cost.map(|c| c.to_owned()),
         iterations: forward.iterations,
         marginal_error: forward.marginal_error,
+        self_terms: forward.self_terms.map(|t| (t.iterations, t.marginal_error)),
         executed: forward.executed,
     })
 }
