@@ -274,6 +274,8 @@ impl<T: Real, const L: usize> LaneSolver<T, L> for RelaxedBlock<T, L> {
     }
 
     fn load(&mut self, gibbs: &Gibbs<T>, l: usize, rows: &ProblemRows<T>, init_g: Option<&[T]>) {
+        /// log2 units below which every weight 2^ν underflows, in f32 and f64 alike.
+        const WARM_START_FLOOR: f64 = 4096.0;
         let to_log2 = T::from_f64(LOG2_E);
         // g is defined up to a constant: shifted by its maximum, g/ε cannot overflow.
         let top = init_g.map_or(T::zero(), |g| {
@@ -285,7 +287,11 @@ impl<T: Real, const L: usize> LaneSolver<T, L> for RelaxedBlock<T, L> {
             self.log_a[i][l] = rows.log_a[i] * to_log2;
             self.log_beta[i][l] = rows.log_beta[i] * to_log2;
             self.mu[i][l] = T::zero();
-            self.nu[i][l] = init_g.map_or(T::zero(), |g| (g[i] - top) / gibbs.eps * to_log2);
+            // Clamped where 2^ν is 0 anyway (below every subnormal): an overflow to −∞ would
+            // meet the relaxation's (1 − ω)·ν as ∞ − ∞ = NaN.
+            self.nu[i][l] = init_g.map_or(T::zero(), |g| {
+                ((g[i] - top) / gibbs.eps * to_log2).max(T::from_f64(-WARM_START_FLOOR))
+            });
         }
         self.omega[l] = T::one();
         self.phase[l] = Phase::WarmUp;
