@@ -308,6 +308,7 @@ pub struct Solution<T> {
     /// `⟨P, C⟩` (B).
     pub transport_cost: Array1<T>,
     /// Source potentials in the KL convention, units of C, shifted so `mean(f) = mean(g)` (B × K).
+    /// Where `a_i = 0`, `f_i` is the c-transform of the final g.
     pub f: Array2<T>,
     /// Target potentials, shifted likewise (B × K). Where `β_j = 0`, `g_j` is the c-transform.
     pub g: Array2<T>,

@@ -22,6 +22,7 @@ impl Iterate<f64> for Literal {
         let (a, log_a, log_beta) = (rows.a(), rows.log_a(), rows.log_beta());
         let mut terms = vec![0.0; k];
         let mut error = f64::INFINITY;
+        let mut iterations = self.max_iters;
         for iteration in 1..=self.max_iters {
             for i in 0..k {
                 for j in 0..k {
@@ -43,10 +44,20 @@ impl Iterate<f64> for Literal {
                 error += (row - a[i]).abs();
             }
             if error <= self.tol {
-                return (iteration, error);
+                iterations = iteration;
+                break;
             }
         }
-        (self.max_iters, error)
+        // A zero-mass source class (a_i = 0) takes no part in the plan or the dual value, but its
+        // potential is reported (it is the gradient there): the c-transform of the final g, as
+        // g_j is for a zero-mass target, not the f-update of the g before it.
+        for i in (0..k).filter(|&i| a[i] <= 0.0) {
+            for j in 0..k {
+                terms[j] = log_beta[j] + (g[j] - c[i * k + j]) / eps;
+            }
+            f[i] = -eps * lse(&terms);
+        }
+        (iterations, error)
     }
 }
 

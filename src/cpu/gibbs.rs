@@ -377,13 +377,21 @@ impl<T: Real, const L: usize> LaneSolver<T, L> for Block<T, L> {
     }
 
     /// The potentials (KL convention, units of C) of `lane` after its last
-    /// [`iterate`](Self::iterate): the f-update's and the g-update's.
+    /// [`iterate`](Self::iterate): the f-update's and the g-update's. A zero-mass row
+    /// (`a_i = 0`) takes no part in the plan or the dual value; its f is the c-transform of the
+    /// final g, from the check's product `s = K w` and `W` (as the kernels do), not `s_prev`,
+    /// which is one g-update stale.
     fn potentials(&self, gibbs: &Gibbs<T>, lane: usize, f: &mut [T], g: &mut [T]) {
         let ln2 = std::f64::consts::LN_2;
         let w_shift = T::from_f64(self.w_exp_prev[lane] as f64 * ln2);
+        let w_now = T::from_f64(self.w_exp[lane] as f64 * ln2);
         let z_shift = T::from_f64(self.z_exp[lane] as f64 * ln2);
         for i in 0..gibbs.k {
-            f[i] = -(self.s_prev[i][lane].ln() + w_shift) * gibbs.eps;
+            f[i] = if self.a[i][lane] > T::zero() {
+                -(self.s_prev[i][lane].ln() + w_shift) * gibbs.eps
+            } else {
+                -(self.s[i][lane].ln() + w_now) * gibbs.eps
+            };
             g[i] = -(self.t[i][lane].ln() + z_shift) * gibbs.eps;
         }
     }

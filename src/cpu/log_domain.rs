@@ -67,7 +67,9 @@ impl<T: Real> Iterate<T> for Scaled<T> {
         let error = loop {
             self.g_update(log_a, u, v);
             self.f_update(log_beta, v, next_u);
+            // a > 0 guard: on a zero-mass row exp(u − ũ) may overflow, and 0·∞ is NaN.
             let error: T = (0..k)
+                .filter(|&i| a[i] > zero)
                 .map(|i| a[i] * (u[i] - next_u[i]).exp_m1().abs())
                 .sum();
             if error <= self.tol || iteration == self.max_iters {
@@ -77,7 +79,10 @@ impl<T: Real> Iterate<T> for Scaled<T> {
             iteration += 1;
         };
         for i in 0..k {
-            f[i] = u[i] * self.eps;
+            // A zero-mass row's f is the c-transform of the final v: the check's ũ, not u, which
+            // is one g-update stale (the row takes no part in the plan or the dual value).
+            let ui = if a[i] > zero { u[i] } else { next_u[i] };
+            f[i] = ui * self.eps;
             g[i] = v[i] * self.eps;
         }
         (iteration, error)

@@ -348,12 +348,22 @@ impl<T: Real, const L: usize> LaneSolver<T, L> for RelaxedBlock<T, L> {
         self.error[lane]
     }
 
-    /// `f = ε·μ·ln 2` and the exact g-update of `μ`, `g = −ε·(ln t + E·ln 2)`.
+    /// `f = ε·μ·ln 2` and the exact g-update of `μ`, `g = −ε·(ln t + E·ln 2)`. A zero-mass row
+    /// (`a_i = 0`) takes no part in the plan or the dual value; its f is the c-transform of that
+    /// g, `−ε·ln Σ_j K_ij·β_j·e^{g_j/ε} = ε·(E·ln 2 − ln Σ_j K_ij·β_j/t_j)`, not the relaxed `μ`.
     fn potentials(&self, gibbs: &Gibbs<T>, l: usize, f: &mut [T], g: &mut [T]) {
-        let ln2 = std::f64::consts::LN_2;
+        let (k, ln2) = (gibbs.k, std::f64::consts::LN_2);
         let shift = T::from_f64(self.y_exp[l].as_f64() * ln2);
-        for i in 0..gibbs.k {
-            f[i] = self.mu[i][l] * T::from_f64(ln2) * gibbs.eps;
+        for i in 0..k {
+            f[i] = if self.a[i][l] > T::zero() {
+                self.mu[i][l] * T::from_f64(ln2) * gibbs.eps
+            } else {
+                let row = &gibbs.kernel[i * k..(i + 1) * k];
+                let sum = (0..k).fold(T::zero(), |acc, j| {
+                    acc + row[j] * (self.beta[j][l] / self.t[j][l])
+                });
+                (shift - sum.ln()) * gibbs.eps
+            };
             g[i] = -(self.t[i][l].ln() + shift) * gibbs.eps;
         }
     }
