@@ -50,6 +50,7 @@ mod problem;
 mod real;
 mod reference;
 mod rows;
+mod scale;
 mod self_transport;
 mod validate;
 

@@ -171,7 +171,8 @@ pub struct TestResult {
 /// Errors: `x` and `y` of different lengths, empty, or not finite; [`Method::Exact`] with more
 /// than [`WILCOXON_EXACT_MAX_N`] nonzero differences.
 pub fn wilcoxon(x: &[f64], y: &[f64], options: &PairedOptions) -> Result<TestResult> {
-    let d = differences(x, y)?;
+    // Ranks are invariant to a positive scale of the differences.
+    let (d, _) = differences(x, y)?;
     let n = d.len();
     let ranks = signed_ranks(&d, options.zero_method);
     let n_used = ranks.len();
@@ -231,9 +232,11 @@ pub fn wilcoxon(x: &[f64], y: &[f64], options: &PairedOptions) -> Result<TestRes
 /// Errors: `x` and `y` of different lengths, empty, or not finite; [`Method::Exact`] with
 /// `n > SIGN_FLIP_EXACT_MAX_N`.
 pub fn sign_flip(x: &[f64], y: &[f64], options: &PairedOptions) -> Result<TestResult> {
-    let d = differences(x, y)?;
+    // The p-value is invariant to a positive scale of the differences; the mean is scaled back
+    // (infinite only if the true mean is beyond f64).
+    let (d, scale) = differences(x, y)?;
     let n = d.len();
-    let mean = d.iter().sum::<f64>() / n as f64;
+    let mean = scale.undo(d.iter().sum::<f64>() / n as f64);
     let exact = match options.method {
         Method::Auto => n <= SIGN_FLIP_AUTO_EXACT_MAX_N,
         Method::Exact if n > SIGN_FLIP_EXACT_MAX_N => {
@@ -267,7 +270,19 @@ pub fn sign_flip(x: &[f64], y: &[f64], options: &PairedOptions) -> Result<TestRe
     })
 }
 
-fn differences(x: &[f64], y: &[f64]) -> Result<Vec<f64>> {
+/// A power of two `p·q` the differences were divided by (two factors: their product may overflow).
+#[derive(Clone, Copy)]
+struct Scale(f64, f64);
+
+impl Scale {
+    /// `v·p·q`: infinite only where the unscaled value is beyond f64.
+    fn undo(self, v: f64) -> f64 {
+        v * self.1 * self.0
+    }
+}
+
+/// `x − y` divided by a power of two (1 unless something would overflow), and that scale.
+fn differences(x: &[f64], y: &[f64]) -> Result<(Vec<f64>, Scale)> {
     if x.len() != y.len() {
         return Err(Error::Shape {
             what: "y",
@@ -286,7 +301,24 @@ fn differences(x: &[f64], y: &[f64]) -> Result<Vec<f64>> {
             return Err(Error::ValueNotFinite { what, index, value });
         }
     }
-    Ok(x.iter().zip(y).map(|(a, b)| a - b).collect())
+    let plain: Vec<f64> = x.iter().zip(y).map(|(a, b)| a - b).collect();
+    if plain.iter().map(|v| v.abs()).sum::<f64>().is_finite() {
+        return Ok((plain, Scale(1.0, 1.0)));
+    }
+    // Values near f64::MAX: a difference or the sum of all of them overflows. Divide by a power
+    // of two (exact) that brings every |x|, |y| to at most 1/n, so that no difference, sum or
+    // square below can overflow, and hand the scale on.
+    let (p, q) = (
+        crate::scale::pow2_scale_of(x.iter().chain(y)),
+        4.0 * crate::scale::pow2_scale(x.len() as f64),
+    );
+    Ok((
+        x.iter()
+            .zip(y)
+            .map(|(a, b)| a / p / q - b / p / q)
+            .collect(),
+        Scale(p, q),
+    ))
 }
 
 /// `(mid-rank of |d|, d > 0)` for the differences the test uses.

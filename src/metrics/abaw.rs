@@ -119,6 +119,12 @@ pub fn ccc(x: &[f64], y: &[f64]) -> Result<f64> {
         }
     }
     let n = x.len() as f64;
+    // CCC is invariant to one positive scale of x and y together: a power of two (exact) that
+    // brings every value to at most 1/n keeps the sums and squares finite near f64::MAX, and
+    // subnormal inputs at full precision.
+    let both: Vec<f64> = x.iter().chain(y).copied().collect();
+    let both = crate::scale::normalised(&both, 2.0 * crate::scale::pow2_scale(n));
+    let (x, y) = both.split_at(x.len());
     let (mx, my) = (x.iter().sum::<f64>() / n, y.iter().sum::<f64>() / n);
     let (mut sxx, mut syy, mut sxy) = (0.0, 0.0, 0.0);
     for (a, b) in x.iter().zip(y) {
