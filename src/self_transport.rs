@@ -89,11 +89,14 @@ impl Problem {
         let k = p.len();
         let log_p: Vec<f64> = p.iter().map(|&x| x.ln()).collect();
         // T(f)_i = −ε·LSE_j(log p_j + (f_j − C_ij)/ε), with the maximum subtracted.
-        let transform = |f: &[f64], out: &mut [f64]| {
+        let mut x = vec![0.0; k];
+        let mut transform = |f: &[f64], out: &mut [f64]| {
             for (i, o) in out.iter_mut().enumerate() {
-                let x = |j: usize| log_p[j] + (f[j] - c[[i, j]]) / eps;
-                let m = (0..k).map(x).fold(f64::NEG_INFINITY, f64::max);
-                let s: f64 = (0..k).map(|j| (x(j) - m).exp()).sum();
+                for (j, xj) in x.iter_mut().enumerate() {
+                    *xj = log_p[j] + (f[j] - c[[i, j]]) / eps;
+                }
+                let m = x.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+                let s: f64 = x.iter().map(|&v| (v - m).exp()).sum();
                 *o = -eps * (m + s.ln());
             }
         };

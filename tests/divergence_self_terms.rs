@@ -105,32 +105,30 @@ fn the_divergence_gradient_matches_central_differences() {
     let cost = CostMatrix::preset(Preset::AffWild2_8, CostKind::Circumplex);
     let z = logits(5, 8, 1.5, 51);
     let y = labels(5, 8, 52);
-    let value = |z: &Array2<f64>| -> f64 {
-        let mut loss = SinkhornLoss::<f64>::new(cost.clone(), 0.1)
+    let loss = || {
+        SinkhornLoss::<f64>::new(cost.clone(), 0.1)
             .tol(1e-14)
             .max_iters(1_000_000)
             .divergence(true)
-            .reduction(Reduction::Sum);
+            .reduction(Reduction::Sum)
+    };
+    let target = || Target::Labels {
+        labels: y.view(),
+        smoothing: 0.2,
+    };
+    let value = |z: &Array2<f64>| -> f64 {
         let target = Target::Labels {
             labels: y.view(),
             smoothing: 0.2,
         };
-        loss.forward(Batch::new(Source::Logits(z.view()), target))
+        loss()
+            .forward(Batch::new(Source::Logits(z.view()), target))
             .unwrap()
             .reduced
             .unwrap()
     };
-    let mut loss = SinkhornLoss::<f64>::new(cost.clone(), 0.1)
-        .tol(1e-14)
-        .max_iters(1_000_000)
-        .divergence(true)
-        .reduction(Reduction::Sum);
-    let target = Target::Labels {
-        labels: y.view(),
-        smoothing: 0.2,
-    };
-    let (_, grads) = loss
-        .forward_backward(Batch::new(Source::Logits(z.view()), target))
+    let (_, grads) = loss()
+        .forward_backward(Batch::new(Source::Logits(z.view()), target()))
         .unwrap();
     let h = 1e-5;
     for b in 0..5 {

@@ -1,18 +1,15 @@
 //! The warp-per-problem path (`_kn`) and the thread-per-problem paths (`_k7`, `_k8`) are two
 //! independent implementations of the same math: they must agree on every output, for every input
 //! option, over batches that leave the last warp and block partial.
+mod common;
+
+use common::Rng;
+
 use circot::cuda::SinkhornParams;
 use circot_emu::launch;
 
-/// xorshift64*: deterministic test data without dependencies.
-struct Rng(u64);
+/// Rows on the simplex, some with zero masses.
 impl Rng {
-    fn uniform(&mut self) -> f32 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        (self.0.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 40) as f32 / (1u64 << 24) as f32
-    }
     fn distributions(&mut self, batch: usize, k: usize, zeros: bool) -> Vec<f32> {
         let mut out = Vec::with_capacity(batch * k);
         for _ in 0..batch {

@@ -1,20 +1,13 @@
 //! Rounds (`circot::cuda::rounds`): a batch run as several launches, each stopping the problems not
 //! done by its cap and handing them on with their state, gives every output bit for bit as one
 //! launch does, on both iteration loops of the thread-per-problem kernels, for every input kind.
+mod common;
+
+use common::Rng;
+
 use circot::cuda::SinkhornParams;
 use circot::cuda::rounds::Rounds;
 use circot_emu::launch;
-
-/// xorshift64*: deterministic test data without dependencies.
-struct Rng(u64);
-impl Rng {
-    fn uniform(&mut self) -> f32 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        (self.0.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 40) as f32 / (1u64 << 24) as f32
-    }
-}
 
 #[derive(Clone, Copy, Debug)]
 struct Case {

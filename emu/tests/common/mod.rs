@@ -5,6 +5,19 @@
 use circot::cuda::SinkhornParams;
 use circot_emu::{Mode, SfuCounts, launch_counting};
 
+/// xorshift64*: deterministic test data without dependencies.
+pub struct Rng(pub u64);
+
+impl Rng {
+    /// Uniform in [0, 1), 24 bits.
+    pub fn uniform(&mut self) -> f32 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        (self.0.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 40) as f32 / (1u64 << 24) as f32
+    }
+}
+
 /// Every output of one launch.
 pub struct Outputs {
     pub loss: Vec<f32>,
