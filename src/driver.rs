@@ -63,7 +63,15 @@ pub(crate) fn solve_batch<T: Real, S: Iterate<T>>(
             }
             let (iterations, marginal_error) = match rows.one_hot {
                 Some(y) => {
-                    one_hot_potentials(&cost_t, eps, rows.log_a(), y, &mut f[..k], &mut g[..k]);
+                    one_hot_potentials(
+                        &cost_t,
+                        eps,
+                        rows.a(),
+                        rows.log_a(),
+                        y,
+                        &mut f[..k],
+                        &mut g[..k],
+                    );
                     (1, T::zero())
                 }
                 None => solver.iterate(&rows, &mut f[..k], &mut g[..k]),

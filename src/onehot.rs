@@ -6,13 +6,14 @@
 //! `g_j = −ε·LSE_i(log a_i + (C_iy − C_ij)/ε)`. Rows are then exact (`P_iy = a_i`), so the
 //! marginal error is 0 and further iterations change nothing.
 
-use crate::lse::lse;
+use crate::lse::weighted_lse;
 use crate::real::Real;
 
 /// Writes the converged potentials of the one-hot problem with label `y`.
 pub(crate) fn one_hot_potentials<T: Real>(
     cost: &[T],
     eps: T,
+    a: &[T],
     log_a: &[T],
     y: usize,
     f: &mut [T],
@@ -22,7 +23,7 @@ pub(crate) fn one_hot_potentials<T: Real>(
     for i in 0..k {
         f[i] = cost[i * k + y];
     }
-    let mut terms = [T::zero(); crate::cost::MAX_CLASSES];
+    let mut x = [T::zero(); crate::cost::MAX_CLASSES];
     for j in 0..k {
         if j == y {
             // −ε·LSE(log a) is 0 up to rounding; the exact value keeps P_iy = a_i exactly.
@@ -30,8 +31,8 @@ pub(crate) fn one_hot_potentials<T: Real>(
             continue;
         }
         for i in 0..k {
-            terms[i] = log_a[i] + (f[i] - cost[i * k + j]) / eps;
+            x[i] = (f[i] - cost[i * k + j]) / eps;
         }
-        g[j] = -eps * lse(&terms[..k]);
+        g[j] = -eps * weighted_lse(a, log_a, &x[..k]);
     }
 }

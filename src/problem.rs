@@ -153,6 +153,19 @@ pub(crate) fn gibbs_bound<C: Element>() -> f64 {
     if C::EPSILON > 1e-10 { 50.0 } else { 500.0 }
 }
 
+/// `max C/ε` below which the solvers leave the scaling form for the log-domain one: the scaling
+/// form carries `e^{f/ε}`, whose logarithm keeps `f` only to `ε·ε_mach`, an error that grows
+/// with ε without bound; the log-domain update (`weighted_lse`) keeps `ε_mach·max C` at any ε.
+/// At ε = 2·max C the two are alike.
+pub(crate) const SCALING_MIN_RATIO: f64 = 0.5;
+
+/// Whether a solve in arithmetic type `C` iterates in the scaling (Gibbs-kernel) form:
+/// `max C/ε` within `[SCALING_MIN_RATIO, gibbs_bound]`.
+pub(crate) fn scaling_form<C: Element>(max_cost: f64, eps: f64) -> bool {
+    let ratio = max_cost / eps;
+    (SCALING_MIN_RATIO..=gibbs_bound::<C>()).contains(&ratio)
+}
+
 /// The L1 marginal error the arithmetic type of `T` reaches at best, with margin: `ε_mach·K/4` in
 /// the scaling form, plus `ε_mach·(max C/ε)/2` in the log-domain form (also over-relaxation's),
 /// whose potentials carry `ε_mach·max C/ε` each. Measured in f32 with no tolerance (B = 32–300,
@@ -238,8 +251,8 @@ impl SolveOptions {
     pub fn effective_tol<T: Element>(&self, k: usize, max_cost: f64) -> f64 {
         self.tol.unwrap_or_else(|| {
             let ratio = max_cost / self.eps;
-            let scaling =
-                self.acceleration == Acceleration::None && ratio <= gibbs_bound::<T::Compute>();
+            let scaling = self.acceleration == Acceleration::None
+                && scaling_form::<T::Compute>(max_cost, self.eps);
             DEFAULT_TOL.max(reached_floor::<T>(k, ratio, scaling))
         })
     }

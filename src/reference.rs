@@ -4,7 +4,7 @@
 
 use crate::cast::cast_request;
 use crate::driver::{Iterate, solve_batch};
-use crate::lse::lse;
+use crate::lse::weighted_lse;
 use crate::problem::{Executed, Request, Solution};
 use crate::real::Real;
 use crate::rows::ProblemRows;
@@ -19,22 +19,24 @@ struct Literal {
 impl Iterate<f64> for Literal {
     fn iterate(&self, rows: &ProblemRows<f64>, f: &mut [f64], g: &mut [f64]) -> (u32, f64) {
         let (k, eps, c) = (rows.k, self.eps, &self.cost);
-        let (a, log_a, log_beta) = (rows.a(), rows.log_a(), rows.log_beta());
-        let mut terms = vec![0.0; k];
+        let (a, log_a, beta, log_beta) = (rows.a(), rows.log_a(), rows.beta(), rows.log_beta());
+        // y_j = (g_j − C_ij)/ε, the exponents of the f-update (and alike for g); the weights
+        // are applied by weighted_lse, which keeps tiny exponents' digits (large ε).
+        let mut y = vec![0.0; k];
         let mut error = f64::INFINITY;
         let mut iterations = self.max_iters;
         for iteration in 1..=self.max_iters {
             for i in 0..k {
                 for j in 0..k {
-                    terms[j] = log_beta[j] + (g[j] - c[i * k + j]) / eps;
+                    y[j] = (g[j] - c[i * k + j]) / eps;
                 }
-                f[i] = -eps * lse(&terms);
+                f[i] = -eps * weighted_lse(beta, log_beta, &y);
             }
             for j in 0..k {
                 for i in 0..k {
-                    terms[i] = log_a[i] + (f[i] - c[i * k + j]) / eps;
+                    y[i] = (f[i] - c[i * k + j]) / eps;
                 }
-                g[j] = -eps * lse(&terms);
+                g[j] = -eps * weighted_lse(a, log_a, &y);
             }
             error = 0.0;
             for i in 0..k {
@@ -53,9 +55,9 @@ impl Iterate<f64> for Literal {
         // g_j is for a zero-mass target, not the f-update of the g before it.
         for i in (0..k).filter(|&i| a[i] <= 0.0) {
             for j in 0..k {
-                terms[j] = log_beta[j] + (g[j] - c[i * k + j]) / eps;
+                y[j] = (g[j] - c[i * k + j]) / eps;
             }
-            f[i] = -eps * lse(&terms);
+            f[i] = -eps * weighted_lse(beta, log_beta, &y);
         }
         (iterations, error)
     }

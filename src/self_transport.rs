@@ -9,6 +9,7 @@ use ndarray::{Array1, Array2, Array3};
 use rayon::prelude::*;
 
 use crate::cost::CostMatrix;
+use crate::lse::weighted_lse;
 
 /// Each problem's self-transport solution.
 pub(crate) struct SelfTransport {
@@ -88,16 +89,14 @@ impl Problem {
     fn solve(c: &Array2<f64>, p: &[f64], eps: f64, tol: f64, max_iters: u32) -> Problem {
         let k = p.len();
         let log_p: Vec<f64> = p.iter().map(|&x| x.ln()).collect();
-        // T(f)_i = −ε·LSE_j(log p_j + (f_j − C_ij)/ε), with the maximum subtracted.
-        let mut x = vec![0.0; k];
+        // T(f)_i = −ε·log Σ_j p_j·e^{(f_j − C_ij)/ε} (weighted_lse: exact digits for large ε).
+        let mut y = vec![0.0; k];
         let mut transform = |f: &[f64], out: &mut [f64]| {
             for (i, o) in out.iter_mut().enumerate() {
-                for (j, xj) in x.iter_mut().enumerate() {
-                    *xj = log_p[j] + (f[j] - c[[i, j]]) / eps;
+                for (j, yj) in y.iter_mut().enumerate() {
+                    *yj = (f[j] - c[[i, j]]) / eps;
                 }
-                let m = x.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-                let s: f64 = x.iter().map(|&v| (v - m).exp()).sum();
-                *o = -eps * (m + s.ln());
+                *o = -eps * weighted_lse(p, &log_p, &y);
             }
         };
         // Row i of the plan of f sums to p_i·e^{(f_i − T(f)_i)/ε}.

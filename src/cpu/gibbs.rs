@@ -36,16 +36,16 @@
 // Loops index by class and by lane because that is the layout the vectoriser needs to see.
 #![allow(clippy::needless_range_loop)]
 use crate::cost::{CostMatrix, MAX_CLASSES};
-use crate::problem::{SolveOptions, gibbs_bound};
+use crate::problem::{SolveOptions, scaling_form};
 use crate::real::Real;
 use crate::rows::ProblemRows;
 
 use super::lanes::LaneSolver;
 
-/// `max C/ε` up to which the Gibbs-kernel form is exact to rounding, per element type (see the
-/// module documentation).
+/// Whether `max C/ε` is where the Gibbs-kernel form is exact to rounding, per element type (see the
+/// module documentation): at most the range bound, and not so small that ε·ε_mach matters.
 pub(super) fn applies<T: Real>(cost: &CostMatrix, eps: f64) -> bool {
-    cost.max() / eps <= gibbs_bound::<T>()
+    scaling_form::<T>(cost.max(), eps)
 }
 
 /// What every lane shares: the Gibbs kernel and the stopping rule.

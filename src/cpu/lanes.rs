@@ -207,7 +207,7 @@ fn take_next<T: Real>(
         if let Some(y) = rows.one_hot {
             let (mut f, mut g) = ([T::zero(); MAX_CLASSES], [T::zero(); MAX_CLASSES]);
             let (f, g) = (&mut f[..k], &mut g[..k]);
-            one_hot_potentials(&gibbs.cost, gibbs.eps, rows.log_a(), y, f, g);
+            one_hot_potentials(&gibbs.cost, gibbs.eps, rows.a(), rows.log_a(), y, f, g);
             let state = Converged {
                 f,
                 g,

@@ -8,7 +8,7 @@
 
 use crate::cost::MAX_CLASSES;
 use crate::driver::{Iterate, solve_batch};
-use crate::lse::lse;
+use crate::lse::weighted_lse;
 use crate::problem::{Executed, Request, Solution};
 use crate::real::Real;
 use crate::rows::ProblemRows;
@@ -22,28 +22,28 @@ struct Scaled<T> {
 }
 
 impl<T: Real> Scaled<T> {
-    /// `u_i = −LSE_j(log β_j + v_j − C_ij/ε)`.
-    fn f_update(&self, log_beta: &[T], v: &[T], u: &mut [T]) {
+    /// `u_i = −log Σ_j β_j·e^{v_j − C_ij/ε}`.
+    fn f_update(&self, beta: &[T], log_beta: &[T], v: &[T], u: &mut [T]) {
         let k = log_beta.len();
-        let mut terms = [T::zero(); MAX_CLASSES];
+        let mut y = [T::zero(); MAX_CLASSES];
         for (i, ui) in u.iter_mut().enumerate() {
             let c = &self.cost_over_eps[i * k..(i + 1) * k];
             for j in 0..k {
-                terms[j] = log_beta[j] + v[j] - c[j];
+                y[j] = v[j] - c[j];
             }
-            *ui = -lse(&terms[..k]);
+            *ui = -weighted_lse(beta, log_beta, &y[..k]);
         }
     }
 
-    /// `v_j = −LSE_i(log a_i + u_i − C_ij/ε)`.
-    fn g_update(&self, log_a: &[T], u: &[T], v: &mut [T]) {
+    /// `v_j = −log Σ_i a_i·e^{u_i − C_ij/ε}`.
+    fn g_update(&self, a: &[T], log_a: &[T], u: &[T], v: &mut [T]) {
         let k = log_a.len();
-        let mut terms = [T::zero(); MAX_CLASSES];
+        let mut y = [T::zero(); MAX_CLASSES];
         for (j, vj) in v.iter_mut().enumerate() {
             for i in 0..k {
-                terms[i] = log_a[i] + u[i] - self.cost_over_eps[i * k + j];
+                y[i] = u[i] - self.cost_over_eps[i * k + j];
             }
-            *vj = -lse(&terms[..k]);
+            *vj = -weighted_lse(a, log_a, &y[..k]);
         }
     }
 }
@@ -51,7 +51,7 @@ impl<T: Real> Scaled<T> {
 impl<T: Real> Iterate<T> for Scaled<T> {
     fn iterate(&self, rows: &ProblemRows<T>, f: &mut [T], g: &mut [T]) -> (u32, T) {
         let k = rows.k;
-        let (a, log_a, log_beta) = (rows.a(), rows.log_a(), rows.log_beta());
+        let (a, log_a, beta, log_beta) = (rows.a(), rows.log_a(), rows.beta(), rows.log_beta());
         let zero = T::zero();
         let (mut u, mut v, mut next_u) = (
             [zero; MAX_CLASSES],
@@ -62,11 +62,11 @@ impl<T: Real> Iterate<T> for Scaled<T> {
         for j in 0..k {
             v[j] = g[j] / self.eps;
         }
-        self.f_update(log_beta, v, u);
+        self.f_update(beta, log_beta, v, u);
         let mut iteration = 1;
         let error = loop {
-            self.g_update(log_a, u, v);
-            self.f_update(log_beta, v, next_u);
+            self.g_update(a, log_a, u, v);
+            self.f_update(beta, log_beta, v, next_u);
             // a > 0 guard: on a zero-mass row exp(u − ũ) may overflow, and 0·∞ is NaN.
             let error: T = (0..k)
                 .filter(|&i| a[i] > zero)
