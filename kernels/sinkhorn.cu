@@ -15,7 +15,7 @@
 // Launch contract, for every entry point:
 //   blockDim = (n, 1, 1) with n a multiple of 32 and n <= kMaxBlockThreads (256);
 //   gridDim = (any x >= 1, 1, 1): a grid-stride loop covers all problems, so the grid may be capped;
-//   no dynamic shared memory (static shared: 224/256 bytes for _k7/_k8, 20 KB for _kn).
+//   no dynamic shared memory (static shared: 224/256 bytes for _k7/_k8, 22 KB for _kn).
 //   Suggested: n = 128, gridDim.x = min(ceil(batch * THREADS_PER_PROBLEM / n), 65535).
 // A _k7/_k8 launch solves problems work[0..*work_count) or, with work null, 0..batch (params.h,
 // rounds); a _kn launch always solves 0..batch to the end (WarpTeam::kRounds).
@@ -47,6 +47,7 @@ struct WarpShared {
     alignas(16) float gather[kMaxBlockThreads / 32][64];
     alignas(16) float g_rows[32 * WarpTeam::kStride];
     alignas(16) float g_cols[32 * WarpTeam::kStride];
+    alignas(16) float weights[kMaxBlockThreads / 32][128];   // WarpTeam::weights of each warp
 };
 
 template <class T, int K>
@@ -54,7 +55,9 @@ __device__ __forceinline__ void sinkhorn_thread(const SinkhornParams& p, ThreadS
     using Team = ThreadTeam<K>;
     float* const rows = shared.rows;
     load_scaled_cost(p, K, Team::kStride, rows, nullptr);
-    Team team{rows};
+    float max_c = 0.f;
+    for (int t = 0; t < K * Team::kStride; ++t) max_c = fmaxf(max_c, rows[t]);
+    Team team{rows, near_eps(max_c)};
     const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x, n = launch_size(p);
     for (int64_t pos = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; pos < n; pos += stride) {
         solve<T>(team, p, problem_at(p, pos));
@@ -78,12 +81,13 @@ __device__ __forceinline__ void sinkhorn_warp(const SinkhornParams& p, WarpShare
     const int64_t warps = blockDim.x / 32;
     // One team for all trips: its double buffer keeps alternating across problems.
     const int lane = static_cast<int>(threadIdx.x % 32);
-    WarpTeam team{rows, cols, shared.gather[warp], lane, p.k, 0, true, g_rows, g_cols, false};
+    WarpTeam team{rows, cols, shared.gather[warp], lane, p.k, 0, true, g_rows, g_cols, false, false, shared.weights[warp]};
     // max C/eps over the whole cost, lane i taking row i with its zero padding (every warp alike,
     // so the block agrees; lanes >= K read padding only).
     float max_c = 0.f;
     for (int j = 0; j < WarpTeam::kStride; ++j) max_c = fmaxf(max_c, rows[lane * WarpTeam::kStride + j]);
     team.gibbs_ok = within_gibbs_bound(team.max(max_c));
+    team.near = near_eps(team.max(max_c));
     for (int64_t first = blockIdx.x * warps; first < p.batch; first += gridDim.x * warps) {
         team.live = first + warp < p.batch;
         solve<T>(team, p, team.live ? first + warp : p.batch - 1);
@@ -95,6 +99,8 @@ __device__ __forceinline__ void sinkhorn_warp(const SinkhornParams& p, WarpShare
 // (suffix, element type) of every stamped dtype; the emulator builds its kernel table from it too.
 #define CIRCOT_DTYPES(X) X(f32, float) X(f16, __half) X(bf16, __nv_bfloat16)
 
+// _kn names a minimum of one block per SM: without it ptxas caps the warp kernel at 48 registers
+// for occupancy and spills a few values of the near-form potential update to local memory.
 #define CIRCOT_STAMP(suffix, T)                                                                      \
     extern "C" __global__ void __launch_bounds__(circot::kMaxBlockThreads)                          \
         circot_sinkhorn_##suffix##_k7(SinkhornParams p) {                                            \
@@ -106,7 +112,7 @@ __device__ __forceinline__ void sinkhorn_warp(const SinkhornParams& p, WarpShare
         __shared__ circot::ThreadShared<8> shared;                                                   \
         circot::sinkhorn_thread<T, 8>(p, shared);                                                    \
     }                                                                                                \
-    extern "C" __global__ void __launch_bounds__(circot::kMaxBlockThreads)                          \
+    extern "C" __global__ void __launch_bounds__(circot::kMaxBlockThreads, 1)                          \
         circot_sinkhorn_##suffix##_kn(SinkhornParams p) {                                            \
         __shared__ circot::WarpShared shared;                                                        \
         circot::sinkhorn_warp<T>(p, shared);                                                         \

@@ -53,6 +53,52 @@ CIRCOT_UNROLL
     return neg_lse2_finish(m, s);
 }
 
+// Large eps: every exponent y_j = v_j - c_ij is about max C/eps, and the plain form adds it to lb_j
+// first, keeping only 2^-24·|lb_j| of it, so u (times eps) carried an error of about eps·2^-24,
+// unbounded in eps. When the y_j of a row are within kNearSpread of each other (log2 units) the
+// near form -(m + log2(1 + sum_j beta_j·(2^(y_j - m) - 1))) (m = max y, using sum beta = 1) keeps
+// them: every term has the same sign, so the error is 2^-24 relative to the spread. Used by the
+// launches below the scaling form's range (near_eps(), max C/eps < kScalingMinCostOverEps), with the
+// plain form for a row whose spread is wider (a warm start's first update); the CPU's
+// src/lse.rs::weighted_lse is the same rule.
+constexpr float kNearSpread = 1.f;
+
+// 2^x - 1 for x in [-kNearSpread, 0]: e^t - 1 (t = x ln 2, |t| <= 0.7) by its Taylor series to t^10
+// (remainder below 2^-26 relative), FMAs only: the same bits in the emulator and on the GPU.
+__host__ __device__ __forceinline__ float ex2m1_near(float x) {
+    const float t = x * kLn2;
+    float p = 1.f / 3628800.f;
+    p = fmaf(p, t, 1.f / 362880.f);
+    p = fmaf(p, t, 1.f / 40320.f);
+    p = fmaf(p, t, 1.f / 5040.f);
+    p = fmaf(p, t, 1.f / 720.f);
+    p = fmaf(p, t, 1.f / 120.f);
+    p = fmaf(p, t, 1.f / 24.f);
+    p = fmaf(p, t, 1.f / 6.f);
+    p = fmaf(p, t, 0.5f);
+    p = fmaf(p, t, 1.f);
+    return p * t;
+}
+
+// log2(1 + s) for s in [-1/2, 0] (the near form's sum): 2·atanh(z)/ln 2, z = s/(2 + s) in [-1/3, 0], by
+// its odd series to z^17 (remainder below 2^-25 relative); log1pf would be a call (and a spill).
+__host__ __device__ __forceinline__ float log2_1p_near(float s) {
+    const float z = __fdividef(s, 2.f + s), z2 = z * z;
+    float p = 1.f / 17.f;
+    p = fmaf(p, z2, 1.f / 15.f);
+    p = fmaf(p, z2, 1.f / 13.f);
+    p = fmaf(p, z2, 1.f / 11.f);
+    p = fmaf(p, z2, 1.f / 9.f);
+    p = fmaf(p, z2, 1.f / 7.f);
+    p = fmaf(p, z2, 1.f / 5.f);
+    p = fmaf(p, z2, 1.f / 3.f);
+    p = fmaf(p, z2, 1.f);
+    return p * z * (2.f * kLog2e);
+}
+
+// -log2 sum_j w_j·2^(y_j) from the near form, given m = max y and s = sum_j w_j·(2^(y_j - m) - 1).
+__host__ __device__ __forceinline__ float neg_near_finish(float m, float s) { return -(m + log2_1p_near(s)); }
+
 __host__ __device__ __forceinline__ float to_f32(float x) { return x; }
 __host__ __device__ __forceinline__ float to_f32(__half x) { return __half2float(x); }
 __host__ __device__ __forceinline__ float to_f32(__nv_bfloat16 x) { return __bfloat162float(x); }
@@ -118,10 +164,15 @@ __device__ __forceinline__ void load_gibbs_kernel(int k, int n, int stride, cons
 // is a normal float with a wide margin: max C/eps <= kGibbsMaxCostOverEps (then every s_i, t_j >=
 // 2^{-max c} > 2^-73, and a term that underflows weighs below 2^-53 of its sum); beyond it solve()
 // keeps the log-sum-exp form. The same for every problem of a launch: the cost and eps are shared.
+// Below kScalingMinCostOverEps (eps > 2·max C) the scaling form's potentials, carried as 2^u, keep u
+// only to eps·2^-24 (as in src/problem.rs::SCALING_MIN_RATIO): such launches take the log-sum-exp
+// form with its near form instead (near_eps).
 constexpr float kGibbsMaxCostOverEps = 50.f;
+constexpr float kScalingMinCostOverEps = 0.5f;
 __host__ __device__ __forceinline__ bool within_gibbs_bound(float max_c) {
-    return max_c <= kGibbsMaxCostOverEps * kLog2e;
+    return max_c >= kScalingMinCostOverEps * kLog2e && max_c <= kGibbsMaxCostOverEps * kLog2e;
 }
+__host__ __device__ __forceinline__ bool near_eps(float max_c) { return max_c < kScalingMinCostOverEps * kLog2e; }
 
 // One thread per problem, all K classes in registers: slot s is class s. Only `rows` is used: the
 // compiler keeps its K^2 values in registers across the loop (loop-invariant loads), one copy serving
@@ -133,6 +184,7 @@ struct ThreadTeam {
     static constexpr bool kRounds = true;
     static constexpr int kStride = (K + 3) / 4 * 4;
     const float* rows;
+    bool near;  // near_eps() of the launch's cost: the log-sum-exp updates may take the near form
 
     __host__ __device__ __forceinline__ int k() const { return K; }
     __host__ __device__ __forceinline__ int cls(int s) const { return s; }
@@ -187,26 +239,72 @@ CIRCOT_UNROLL
         return G;
     }
 
-    // f-update shape: out_i = -LSE2_j(w_j - c[i][j]).
-    __host__ __device__ __forceinline__ void row_lse(const float (&w)[K], float (&out)[K]) {
+    // Nothing to publish: each thread holds its problem's weights (see WarpTeam::publish_weights).
+    __host__ __device__ __forceinline__ void publish_weights(const float (&)[K], const float (&)[K], const float (&)[K],
+                                                             const float (&)[K]) {}
+
+    // -log2 sum_j w_j·2^(y_j): the plain form on x_j = lw_j + y_j, or (near launches) the near form.
+    __host__ __device__ __forceinline__ float weighted_lse(const float (&lw)[K], const float (&w)[K],
+                                                           const float (&y)[K]) const {
+        if (near) {
+            float m = -inf(), lo = inf();
+CIRCOT_UNROLL
+            for (int j = 0; j < K; ++j) {
+                m = w[j] > 0.f ? fmaxf(m, y[j]) : m;
+                lo = w[j] > 0.f ? fminf(lo, y[j]) : lo;
+            }
+            if (m - lo <= kNearSpread) {
+                float s = 0.f;
+CIRCOT_UNROLL
+                for (int j = 0; j < K; ++j) s += w[j] > 0.f ? w[j] * ex2m1_near(y[j] - m) : 0.f;
+                return neg_near_finish(m, s);
+            }
+        }
+        float x[K];
+CIRCOT_UNROLL
+        for (int j = 0; j < K; ++j) x[j] = lw[j] + y[j];
+        return neg_lse2(x);
+    }
+
+    // f-update shape: out_i = -log2 sum_j bt_j·2^(v_j - c[i][j]), lb = log2 bt.
+    __host__ __device__ __forceinline__ void row_lse(const float (&lb)[K], const float (&bt)[K], const float (&v)[K],
+                                                     float (&out)[K]) {
 CIRCOT_UNROLL
         for (int i = 0; i < K; ++i) {
-            float x[K];
+            if (near) {
+                float y[K];
 CIRCOT_UNROLL
-            for (int j = 0; j < K; ++j) x[j] = w[j] - cost(i, j);
-            out[i] = neg_lse2(x);
+                for (int j = 0; j < K; ++j) y[j] = v[j] - cost(i, j);
+                out[i] = weighted_lse(lb, bt, y);
+            } else {
+                out[i] = neg_lse2_of(lb, v, i, true);
+            }
         }
     }
 
-    // g-update shape: out_j = -LSE2_i(w_i - c[i][j]).
-    __host__ __device__ __forceinline__ void col_lse(const float (&w)[K], float (&out)[K]) {
+    // g-update shape: out_j = -log2 sum_i a_i·2^(u_i - c[i][j]), la = log2 a.
+    __host__ __device__ __forceinline__ void col_lse(const float (&la)[K], const float (&a)[K], const float (&u)[K],
+                                                     float (&out)[K]) {
 CIRCOT_UNROLL
         for (int j = 0; j < K; ++j) {
-            float x[K];
+            if (near) {
+                float y[K];
 CIRCOT_UNROLL
-            for (int i = 0; i < K; ++i) x[i] = w[i] - cost(i, j);
-            out[j] = neg_lse2(x);
+                for (int i = 0; i < K; ++i) y[i] = u[i] - cost(i, j);
+                out[j] = weighted_lse(la, a, y);
+            } else {
+                out[j] = neg_lse2_of(la, u, j, false);
+            }
         }
+    }
+
+    // The plain form as before the near form existed, x = (lw + v) - c, bit for bit.
+    __host__ __device__ __forceinline__ float neg_lse2_of(const float (&lw)[K], const float (&v)[K], int r,
+                                                          bool row) const {
+        float x[K];
+CIRCOT_UNROLL
+        for (int j = 0; j < K; ++j) x[j] = (lw[j] + v[j]) - (row ? cost(r, j) : cost(j, r));
+        return neg_lse2(x);
     }
 
     // f(i, j, wr_i + wc_j - c[i][j]) for every pair.
@@ -247,6 +345,10 @@ struct WarpTeam {
     const float* g_rows;
     const float* g_cols;
     bool gibbs_ok;
+    // near_eps() of the launch's cost, and this warp's copy of its problem's weights for the near
+    // form: a, log2 a, bt, log2 bt, 32 floats each, lanes >= K zero mass (publish_weights).
+    bool near;
+    float* weights;
 
     __host__ __device__ __forceinline__ int k() const { return kk; }
     __host__ __device__ __forceinline__ int cls(int) const { return lane; }
@@ -292,14 +394,73 @@ CIRCOT_UNROLL
     };
     __host__ __device__ __forceinline__ Gibbs gibbs_kernel() { return Gibbs{*this}; }
 
-    __host__ __device__ __forceinline__ void row_lse(const float (&w)[1], float (&out)[1]) { out[0] = lse(w[0], rows); }
-    __host__ __device__ __forceinline__ void col_lse(const float (&w)[1], float (&out)[1]) { out[0] = lse(w[0], cols); }
+    // The near form reads every class's weight and log2 weight: each lane publishes its own, once per
+    // problem. The __syncwarp before keeps the previous problem's readers ahead of the writes. Done
+    // in every launch, near or not: a __syncwarp under `if (near)` would give every shuffle of the
+    // loop a collective slow path (the compiler cannot prove the branch warp-uniform).
+    __host__ __device__ __forceinline__ void publish_weights(const float (&a)[1], const float (&la)[1],
+                                                             const float (&bt)[1], const float (&lb)[1]) {
+        __syncwarp();
+        const bool in = lane < kk;
+        weights[lane] = in ? a[0] : 0.f;
+        weights[32 + lane] = in ? la[0] : -inf();
+        weights[64 + lane] = in ? bt[0] : 0.f;
+        weights[96 + lane] = in ? lb[0] : -inf();
+        __syncwarp();
+    }
+
+    __host__ __device__ __forceinline__ void row_lse(const float (&lb)[1], const float (&)[1], const float (&v)[1],
+                                                     float (&out)[1]) {
+        out[0] = lse_either(lb[0], v[0], rows, weights + 64);
+    }
+    __host__ __device__ __forceinline__ void col_lse(const float (&la)[1], const float (&)[1], const float (&u)[1],
+                                                     float (&out)[1]) {
+        out[0] = lse_either(la[0], u[0], cols, weights);
+    }
+
+    // lse(lw + v, c), or for a near launch lse_near: one exchange before the branch, so that no
+    // __syncwarp sits under a condition the compiler cannot prove warp-uniform (it would add a
+    // collective slow path to every shuffle of the loop).
+    __host__ __device__ __forceinline__ float lse_either(float lw, float v, const float* c, const float* wl) {
+        const float4* x = exchange(near ? (lane < kk ? v : 0.f) : lw + v);
+        return near ? lse_near(reinterpret_cast<const float*>(x), c, wl) : lse_of(x, c);
+    }
+
+    // -log2 sum_j w_j·2^(v_j - c[lane][j]) for a near launch, v exchanged at vj (w_j at wl[j], log2
+    // w_j at wl[32 + j], lanes >= K zero): the potentials themselves are exchanged (lw + v would lose
+    // their digits first), and each row takes the near form if its exponents are within
+    // kNearSpread, else the plain form on (lw_j + v_j) - c (the CPU's per-row rule). Nothing here
+    // touches the exchange buffer, so lanes may differ in which form they take.
+    __host__ __device__ __forceinline__ float lse_near(const float* vj, const float* c, const float* wl) {
+        const float* lw = wl + 32;
+        const float* ci = c + lane * kStride;
+        float m = -inf(), lo = inf();
+CIRCOT_NO_UNROLL
+        for (int j = 0; j < kk; ++j) {
+            const float y = wl[j] > 0.f ? vj[j] - ci[j] : -inf();
+            m = fmaxf(m, y);
+            lo = y == -inf() ? lo : fminf(lo, y);
+        }
+        float s = 0.f;
+        if (m - lo <= kNearSpread) {
+CIRCOT_NO_UNROLL
+            for (int j = 0; j < kk; ++j) s += wl[j] > 0.f ? wl[j] * ex2m1_near(vj[j] - ci[j] - m) : 0.f;
+            return neg_near_finish(m, s);
+        }
+        float mx = -inf();
+CIRCOT_NO_UNROLL
+        for (int j = 0; j < kk; ++j) mx = fmaxf(mx, (lw[j] + vj[j]) - ci[j]);
+        const float shift = mx == -inf() ? 0.f : mx;  // see neg_lse2
+CIRCOT_NO_UNROLL
+        for (int j = 0; j < kk; ++j) s += ex2((lw[j] + vj[j]) - ci[j] - shift);
+        return neg_lse2_finish(mx, s);
+    }
 
     // -LSE2_j(w_j - c[lane][j]) with c = rows or cols (the transpose): two passes (max, then sum)
     // over shared memory rather than 32 run-time-indexed values per lane, which would go to local
     // memory; the trip count ceil(K/4) is the same for every lane.
-    __host__ __device__ __forceinline__ float lse(float w, const float* c) {
-        const float4* wv = exchange(w);
+    __host__ __device__ __forceinline__ float lse(float w, const float* c) { return lse_of(exchange(w), c); }
+    __host__ __device__ __forceinline__ float lse_of(const float4* wv, const float* c) {
         const float4* cv = reinterpret_cast<const float4*>(c + lane * kStride);
         const int n4 = (kk + 3) / 4;
         float m = -inf();
@@ -569,7 +730,9 @@ CIRCOT_UNROLL
         load_distribution<T>(t, p.target, b, bt, lb);
     }
 
-    float u[S], v[S], w[S];
+    t.publish_weights(a, la, bt, lb);
+
+    float u[S], v[S];
     float err;
     int it;
     if (p.labels && p.smoothing == 0.f) {
@@ -577,9 +740,8 @@ CIRCOT_UNROLL
 CIRCOT_UNROLL
         for (int s = 0; s < S; ++s) {
             u[s] = t.cost(t.cls(s), static_cast<int>(y));
-            w[s] = la[s] + u[s];
         }
-        t.col_lse(w, v);
+        t.col_lse(la, a, u, v);
 CIRCOT_UNROLL
         for (int s = 0; s < S; ++s) v[s] = t.cls(s) == y ? 0.f : v[s];
         it = 1;
@@ -589,9 +751,10 @@ CIRCOT_UNROLL
         // defined up to a constant: shift it by its maximum first, so that g0·log2(e)/eps can neither
         // overflow nor reach 2^31, where the float-to-int conversion of the Gibbs loop's octave
         // saturates on the GPU (and gives INT_MIN on x86).
-        float start[S];
+        // v0: g0 in log2 units scaled by 1/eps; start = lb + v0, the Gibbs loop's form of it.
+        float v0[S], start[S];
 CIRCOT_UNROLL
-        for (int s = 0; s < S; ++s) start[s] = lb[s];
+        for (int s = 0; s < S; ++s) v0[s] = 0.f;
         // A problem handed on by an earlier launch (rounds: params.h) resumes from its saved state
         // and count instead; the state is exactly what the loop carries, so the iterates are the
         // same bits as in one launch.
@@ -606,8 +769,10 @@ CIRCOT_UNROLL
             for (int s = 1; s < S; ++s) top = fmaxf(top, g0[s]);
             top = t.max(top);
 CIRCOT_UNROLL
-            for (int s = 0; s < S; ++s) start[s] = t.valid(s) ? lb[s] + (g0[s] - top) * to_units : lb[s];
+            for (int s = 0; s < S; ++s) v0[s] = t.valid(s) ? (g0[s] - top) * to_units : 0.f;
         }
+CIRCOT_UNROLL
+        for (int s = 0; s < S; ++s) start[s] = lb[s] + v0[s];
         const int it0 = resumed ? p.iterations[b] : 0;
         const int cap = Team::kRounds ? p.round_cap : p.max_iters;
         float* const saved = Team::kRounds && p.resume ? p.resume + b * (K + 1) : nullptr;
@@ -642,17 +807,13 @@ CIRCOT_UNROLL
             // no extra exponentials. Resumed, the first f-update's input is lb + v, as in the loop.
             if (resumed) {
 CIRCOT_UNROLL
-                for (int s = 0; s < S; ++s) start[s] = t.valid(s) ? lb[s] + saved[t.cls(s)] : lb[s];
+                for (int s = 0; s < S; ++s) v0[s] = t.valid(s) ? saved[t.cls(s)] : 0.f;
             }
             float un[S];
-            t.row_lse(start, u);
+            t.row_lse(lb, bt, v0, u);
             for (it = it0 + 1;; ++it) {
-CIRCOT_UNROLL
-                for (int s = 0; s < S; ++s) w[s] = la[s] + u[s];
-                t.col_lse(w, v);
-CIRCOT_UNROLL
-                for (int s = 0; s < S; ++s) w[s] = lb[s] + v[s];
-                t.row_lse(w, un);
+                t.col_lse(la, a, u, v);
+                t.row_lse(lb, bt, v, un);
                 // a > 0 guard: a zero-mass row may have 2^(u - u') overflow, and 0·inf is NaN.
                 err = team_sum(t, [&](int s) { return a[s] > 0.f ? a[s] * fabsf(expm1f((u[s] - un[s]) * kLn2)) : 0.f; });
                 if (t.all(err <= p.tol || it >= cap)) break;  // err is warp-uniform: see sum

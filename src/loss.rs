@@ -449,6 +449,11 @@ impl<E: Element> SinkhornLoss<E> {
             Reduction::None => None,
             _ => Some(per_sample.iter().zip(&weights).map(|(l, w)| l * w).sum()),
         };
+        if reduced.is_some_and(|r: f64| !r.is_finite()) {
+            return Err(Error::Weights {
+                reason: "the weighted sum of the losses is beyond f64: scale the weights down",
+            });
+        }
         self.saved = Some(Saved {
             grad: parts.grad,
             weights,
@@ -511,7 +516,15 @@ impl<E: Element> SinkhornLoss<E> {
                 });
             }
         };
-        let input = (&saved.grad * &scale.view().insert_axis(Axis(1))).mapv(E::from_f64);
+        let input = &saved.grad * &scale.view().insert_axis(Axis(1));
+        // Finite in f64 but beyond the element type (f16 tops out at 65504): an error, not inf.
+        if input.iter().any(|&g| !E::from_f64(g).as_f64().is_finite()) {
+            return Err(Error::Weights {
+                reason: "the weighted gradients are beyond the element type: scale the weights \
+                         (or the upstream gradient) down",
+            });
+        }
+        let input = input.mapv(E::from_f64);
         let cost = saved.cost_grads.as_ref().map(|per_problem| {
             let k = per_problem.dim().1;
             let mut total = Array2::<f64>::zeros((k, k));
@@ -522,6 +535,14 @@ impl<E: Element> SinkhornLoss<E> {
             }
             total
         });
+        if cost
+            .as_ref()
+            .is_some_and(|c| c.iter().any(|g| !g.is_finite()))
+        {
+            return Err(Error::Weights {
+                reason: "the weighted cost gradient is beyond f64: scale the weights down",
+            });
+        }
         Ok(Gradients { input, cost })
     }
 
@@ -607,11 +628,7 @@ impl<E: Element> SinkhornLoss<E> {
                 let n = kept.sum();
                 if n > 0.0 { kept / n } else { kept }
             }
-            (Reduction::WeightedMean, Some(w)) => {
-                let w = &w * &kept;
-                let total = w.sum();
-                if total > 0.0 { w / total } else { w }
-            }
+            (Reduction::WeightedMean, Some(w)) => weighted_mean_shares(w.view(), kept.view()),
             (Reduction::WeightedMean, None) => {
                 return Err(Error::Weights {
                     reason: "Reduction::WeightedMean needs per-problem weights",
@@ -849,4 +866,29 @@ fn check_finite_vector(v: ArrayView1<'_, f64>, what: &'static str) -> Result<()>
         Some((index, &value)) => Err(Error::ValueNotFinite { what, index, value }),
         None => Ok(()),
     }
+}
+
+/// The weighted mean's share of each problem, `w_b·kept_b / Σ_c w_c·kept_c` (all 0 when the kept
+/// weights sum to 0). The weights are divided by the largest kept one first: the sum can then
+/// neither overflow (weights near `f64::MAX`) nor lose subnormal weights' ratios, and equal weights
+/// of any magnitude give exactly the plain mean's shares.
+///
+/// ```
+/// # use circot::loss::weighted_mean_shares;
+/// # use ndarray::array;
+/// let shares = weighted_mean_shares(array![1e308, 1e308, 5.0].view(), array![1.0, 1.0, 0.0].view());
+/// assert_eq!(shares, array![0.5, 0.5, 0.0]);
+/// ```
+pub fn weighted_mean_shares(
+    weights: ArrayView1<'_, f64>,
+    kept: ArrayView1<'_, f64>,
+) -> Array1<f64> {
+    let w = &weights * &kept;
+    let top = w.iter().copied().fold(0.0, f64::max);
+    if !(top > 0.0 && top.is_finite()) {
+        return Array1::zeros(w.len());
+    }
+    let w = w.mapv(|x| x / top);
+    let total = w.sum();
+    w / total
 }

@@ -287,3 +287,41 @@ fn bad_loss_options_are_rejected() {
     );
     assert!(!d.join("o").exists());
 }
+
+/// The `mean_loss=` of a summary line.
+fn mean_loss(dir: &Path, args: &[&str]) -> f64 {
+    let out = circot(dir, args);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let field = stdout
+        .split_whitespace()
+        .find_map(|f| f.strip_prefix("mean_loss="));
+    field.expect("a mean_loss field").parse().unwrap()
+}
+
+#[test]
+fn weights_beyond_the_dtype_or_whose_sum_overflows_give_the_plain_mean() {
+    // f16 ends at 65504 and 4·1e308 is beyond f64: the shares w_b / Σ w are still 1/4 each.
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    inputs(d);
+    for (dtype, w) in [("f16", 7e4), ("f32", 1e39), ("f64", 1e308)] {
+        write(d, "Wbig.npy", &Array1::from_elem(5, w));
+        let plain = mean_loss(
+            d,
+            &[&BASE[..], &[dtype, "--out", "plain", "--cost-grad"]].concat(),
+        );
+        let args = ["--weights", "Wbig.npy", "--out", "big", "--cost-grad"];
+        let weighted = mean_loss(d, &[&BASE[..], &[dtype], &args[..]].concat());
+        assert_eq!(weighted, plain, "{dtype} weights {w:e}");
+        let (want, got) = (
+            read(&d.join("plain"), "grad_cost.npy"),
+            read(&d.join("big"), "grad_cost.npy"),
+        );
+        assert_eq!(got, want, "{dtype} weights {w:e}");
+    }
+}

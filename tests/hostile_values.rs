@@ -1,8 +1,12 @@
 //! Hostile values that used to give NaN or a silently wrong answer: magnitudes near f64::MAX
 //! (and subnormal ones) in the paired tests and the CCC.
 
+use circot::loss::{Batch, GradOutput, Reduction, SinkhornLoss};
 use circot::metrics::ccc;
 use circot::stats::{Alternative, Method, PairedOptions, sign_flip, wilcoxon};
+use circot::{CostMatrix, Element, Error, Source, Target};
+use half::f16;
+use ndarray::{Array1, Array2, array};
 
 // ---------------------------------------------------------------------------------------------
 // Paired tests.
@@ -108,4 +112,150 @@ fn ccc_of_values_near_f64_max_is_finite_and_scale_invariant() {
     let flipped: Vec<f64> = near_max.iter().map(|v| -v).collect();
     let c = ccc(&near_max, &flipped).unwrap();
     assert!(c.is_finite() && c < -0.5, "{c}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Loss weights.
+
+/// The reduced value, the logits' gradient and the cost's gradient.
+type Weighted = (Option<f64>, Array2<f64>, Array2<f64>);
+
+/// Four problems over three classes, one of them ignored, with the cost gradient on.
+fn weighted_loss<E: Element>(
+    reduction: Reduction,
+    weights: Option<&[f64]>,
+) -> Result<Weighted, Error> {
+    let z = array![
+        [1.0, 0.0, -1.0],
+        [0.5, 0.25, 0.0],
+        [-1.0, 2.0, 0.0],
+        [0.0, 0.0, 3.0]
+    ]
+    .mapv(E::from_f64);
+    let y = array![0_i64, 2, -1, 1];
+    let w = weights.map(|w| Array1::from_iter(w.iter().map(|&x| E::from_f64(x))));
+    let cost = CostMatrix::from_valence_arousal(&[(0.5, 0.5), (-0.5, 0.5), (0.0, -0.5)])?;
+    let mut loss = SinkhornLoss::<E>::new(cost, 0.1)
+        .tol(0.0)
+        .max_iters(200)
+        .reduction(reduction)
+        .cost_gradient(true);
+    let batch = Batch::new(Source::Logits(z.view()), Target::labels(y.view()));
+    let batch = match &w {
+        Some(w) => batch.weights(w.view()),
+        None => batch,
+    };
+    let (value, grads) = loss.forward_backward(batch)?;
+    Ok((
+        value.reduced,
+        grads.input.mapv(E::as_f64),
+        grads.cost.expect("asked for"),
+    ))
+}
+
+/// `|a − b| ≤ ulps · ε · max(|a|, |b|)` element-wise (and equal where both are 0).
+fn close(a: &Array2<f64>, b: &Array2<f64>, ulps: f64, eps: f64) -> bool {
+    a.iter()
+        .zip(b)
+        .all(|(x, y)| (x - y).abs() <= ulps * eps * x.abs().max(y.abs()))
+}
+
+#[test]
+fn equal_weights_of_any_magnitude_give_the_plain_mean() {
+    let (mean, input, cost) = weighted_loss::<f64>(Reduction::Mean, None).unwrap();
+    let mean = mean.unwrap();
+    for w in [1e308, f64::MAX, 1e-300, 5e-324, 1.0] {
+        let (got, g_input, g_cost) =
+            weighted_loss::<f64>(Reduction::WeightedMean, Some(&[w; 4])).unwrap();
+        let got = got.unwrap();
+        let tol = 4.0 * f64::EPSILON * mean.abs();
+        assert!((got - mean).abs() <= tol, "w = {w:e}: {got} vs {mean}");
+        assert!(
+            close(&g_input, &input, 4.0, f64::EPSILON),
+            "w = {w:e}: {g_input} vs {input}"
+        );
+        assert!(
+            close(&g_cost, &cost, 4.0, f64::EPSILON),
+            "w = {w:e}: {g_cost} vs {cost}"
+        );
+    }
+}
+
+#[test]
+fn unequal_huge_or_tiny_weights_give_the_scaled_weighted_mean() {
+    let base = [3.0, 1.0, 7.0, 0.5];
+    let (want, input, cost) = weighted_loss::<f64>(Reduction::WeightedMean, Some(&base)).unwrap();
+    let want = want.unwrap();
+    // Powers of two: the scaled weights are exact, so the shares are the same.
+    for scale in [2f64.powi(1020), 2f64.powi(-1070), 2f64.powi(-1000)] {
+        let w: Vec<f64> = base.iter().map(|x| x * scale).collect();
+        let (got, g_input, g_cost) =
+            weighted_loss::<f64>(Reduction::WeightedMean, Some(&w)).unwrap();
+        let got = got.unwrap();
+        assert!(
+            (got - want).abs() <= 8.0 * f64::EPSILON * want.abs(),
+            "scale {scale:e}: {got} vs {want}"
+        );
+        assert!(
+            close(&g_input, &input, 8.0, f64::EPSILON),
+            "scale {scale:e}"
+        );
+        assert!(close(&g_cost, &cost, 8.0, f64::EPSILON), "scale {scale:e}");
+    }
+}
+
+#[test]
+fn half_precision_weights_at_the_ends_of_their_range_give_the_plain_mean() {
+    let (mean, input, _) = weighted_loss::<f16>(Reduction::Mean, None).unwrap();
+    let mean = mean.unwrap();
+    // f16's largest finite value and its smallest subnormal; f32's largest.
+    for w in [65504.0, 2f64.powi(-24)] {
+        let (got, g_input, _) =
+            weighted_loss::<f16>(Reduction::WeightedMean, Some(&[w; 4])).unwrap();
+        assert_eq!(got.unwrap(), mean, "w = {w:e}");
+        assert_eq!(g_input, input, "w = {w:e}");
+    }
+    let (mean, input, _) = weighted_loss::<f32>(Reduction::Mean, None).unwrap();
+    let (got, g_input, _) =
+        weighted_loss::<f32>(Reduction::WeightedMean, Some(&[f32::MAX as f64; 4])).unwrap();
+    assert_eq!(got.unwrap(), mean.unwrap());
+    assert_eq!(g_input, input);
+}
+
+#[test]
+fn all_zero_weights_give_a_zero_weighted_mean() {
+    let (got, g_input, g_cost) =
+        weighted_loss::<f64>(Reduction::WeightedMean, Some(&[0.0; 4])).unwrap();
+    assert_eq!(got, Some(0.0));
+    assert!(g_input.iter().all(|&g| g == 0.0));
+    assert!(g_cost.iter().all(|&g| g == 0.0));
+}
+
+#[test]
+fn a_weighted_sum_beyond_the_output_type_is_an_error_naming_the_weights() {
+    // f64: Σ w_b L_b with w = 1e308 is beyond f64::MAX.
+    match weighted_loss::<f64>(Reduction::Sum, Some(&[1e308; 4])) {
+        Err(Error::Weights { reason }) => assert!(reason.contains("weights"), "{reason}"),
+        other => panic!("{other:?}"),
+    }
+    // f16 weights at their largest still give gradients within f16 (|∂L_b/∂z| < 1) ...
+    let (_, g_input, _) = weighted_loss::<f16>(Reduction::Sum, Some(&[65504.0; 4])).unwrap();
+    assert!(g_input.iter().all(|g| g.is_finite()), "{g_input}");
+    // ... and an upstream gradient that takes w_b ∂L_b/∂z beyond 65504 is an error, not inf.
+    let z = array![[1.0, 0.0, -1.0], [0.5, 0.25, 0.0]].mapv(f16::from_f64);
+    let (y, w) = (array![0_i64, 2], array![f16::MAX, f16::MAX]);
+    let cost = CostMatrix::from_valence_arousal(&[(0.5, 0.5), (-0.5, 0.5), (0.0, -0.5)]).unwrap();
+    let mut loss = SinkhornLoss::<f16>::new(cost, 0.1).reduction(Reduction::Sum);
+    let batch = Batch::new(Source::Logits(z.view()), Target::labels(y.view())).weights(w.view());
+    loss.forward(batch).unwrap();
+    match loss.backward(GradOutput::Scalar(f16::from_f64(1024.0))) {
+        Err(Error::Weights { reason }) => assert!(reason.contains("weights"), "{reason}"),
+        other => panic!("{other:?}"),
+    }
+    // A weighted sum that fits is the sum (its parts scaled by the largest weight).
+    let (one, input, _) = weighted_loss::<f64>(Reduction::Sum, Some(&[1.0; 4])).unwrap();
+    let w = 2f64.powi(1000);
+    let (big, g_input, _) = weighted_loss::<f64>(Reduction::Sum, Some(&[w; 4])).unwrap();
+    assert_eq!(big.unwrap(), one.unwrap() * w);
+    assert_eq!(g_input, input.mapv(|g| g * w));
 }

@@ -12,7 +12,9 @@ use common::{asymmetric_cost, distributions};
 use half::f16;
 use ndarray::{Array1, Array2};
 
+/// K = 7 runs the thread-per-problem kernel; WARP_K the warp-per-problem one (`_kn`).
 const K: usize = 7;
+const WARP_K: usize = 12;
 const BATCH: usize = 13;
 
 /// `⟨a⊗β, C⟩ − ⟨a⊗β, C̃²⟩/(2ε)`, C̃_ij = C_ij − r_i − s_j + m, the weighted double centring.
@@ -42,10 +44,14 @@ struct Case {
 }
 
 fn case(seed: u64) -> Case {
+    case_k(seed, K)
+}
+
+fn case_k(seed: u64, k: usize) -> Case {
     Case {
-        cost: asymmetric_cost(K, seed),
-        a: distributions(BATCH, K, seed + 1),
-        beta: distributions(BATCH, K, seed + 2),
+        cost: asymmetric_cost(k, seed),
+        a: distributions(BATCH, k, seed + 1),
+        beta: distributions(BATCH, k, seed + 2),
     }
 }
 
@@ -99,8 +105,12 @@ fn oracle(c: &Case, eps: f64) -> Vec<Option<f64>> {
 /// Checks a backend in type E over every ratio against the oracle, within
 /// `bound(ratio)·max C` where it converged, and value ≥ 0 and finite everywhere.
 fn check<E: Element>(backend: Backend, machine_eps: f64, tol: Option<f64>) {
+    check_k::<E>(K, backend, machine_eps, tol);
+}
+
+fn check_k<E: Element>(k: usize, backend: Backend, machine_eps: f64, tol: Option<f64>) {
     for seed in [3, 11] {
-        let c = case(seed);
+        let c = case_k(seed, k);
         let max_cost = c.cost.iter().copied().fold(0.0, f64::max);
         for ratio in RATIOS {
             let eps = ratio * max_cost;
@@ -108,8 +118,8 @@ fn check<E: Element>(backend: Backend, machine_eps: f64, tol: Option<f64>) {
             let (got, iterations) = run::<E>(&c, eps, tol, backend);
             // Rounding: K terms of ε_mach·max(1, max C/ε) per update (common::unit), on values of
             // size max C; the stopping tolerance moves the value by at most about tol·max C.
-            let stop = tol.unwrap_or(3e-7).max(machine_eps * K as f64 / 4.0);
-            let bound = (8.0 * common::unit(K, max_cost, eps, machine_eps) + 4.0 * stop) * max_cost;
+            let stop = tol.unwrap_or(3e-7).max(machine_eps * k as f64 / 4.0);
+            let bound = (8.0 * common::unit(k, max_cost, eps, machine_eps) + 4.0 * stop) * max_cost;
             for b in 0..BATCH {
                 let what = format!(
                     "{} {backend:?} seed {seed} eps/maxC {ratio:e} problem {b}",
@@ -139,15 +149,15 @@ fn reference_agrees_with_the_expansion_at_large_eps() {
     for ratio in [1e3, 1e4, 1e6, 1e10, 1e30] {
         let eps = ratio * max_cost;
         let (loss, _) = run::<f64>(&c, eps, Some(1e-14), Backend::Reference);
-        for b in 0..BATCH {
+        assert_eq!(loss.len(), BATCH);
+        for (b, &got) in loss.iter().enumerate() {
             let (a, beta) = (c.a.row(b).to_vec(), c.beta.row(b).to_vec());
             let want = second_order(&c.cost, &a, &beta, eps);
             let remainder = 10.0 / (ratio * ratio) * max_cost;
             let bound = remainder + 64.0 * f64::EPSILON * max_cost;
             assert!(
-                (loss[b] - want).abs() <= bound,
-                "{ratio:e} {b}: {} vs {want}",
-                loss[b]
+                (got - want).abs() <= bound,
+                "{ratio:e} {b}: {got} vs {want}"
             );
         }
     }
@@ -167,6 +177,12 @@ fn f32_cpu_over_the_eps_range() {
 #[test]
 fn f32_kernels_over_the_eps_range() {
     check::<f32>(Backend::Emulated, f32::EPSILON as f64, None);
+}
+
+#[test]
+fn f32_warp_kernel_and_cpu_over_the_eps_range() {
+    check_k::<f32>(WARP_K, Backend::Emulated, f32::EPSILON as f64, None);
+    check_k::<f32>(WARP_K, Backend::Cpu, f32::EPSILON as f64, None);
 }
 
 #[test]

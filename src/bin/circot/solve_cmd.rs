@@ -120,9 +120,10 @@ fn solve_and_write<E: Element>(
         }
     };
     let batch = source.view().nrows();
+    // Kept in f64: a weight need not fit the solve's dtype (f16 ends at 65504), only its share.
     let weights = match &inputs.weights {
-        Some(w) => w.mapv(E::from_f64),
-        None => Array1::from_elem(batch, E::from_f64(1.0)),
+        Some(w) => w.clone(),
+        None => Array1::from_elem(batch, 1.0),
     };
     let mut files = Vec::new();
     let report = if args.divergence || args.cost_grad {
@@ -258,19 +259,13 @@ fn encode<E: Element, D: Dimension>(a: &Array<E, D>) -> Vec<u8> {
 }
 
 /// `w_b / Σ w` over the problems that are not ignored; 0 for the others (and all 0 if the
-/// weights of the kept problems sum to 0).
-fn weighted_mean_shares<E: Element>(weights: &Array1<E>, target: &Target<'_, E>) -> Array1<E> {
-    let kept = |b: usize| match target {
-        Target::Labels { labels, .. } => labels[b] >= 0,
-        Target::Distributions(_) => true,
-    };
-    let w: Vec<f64> = (0..weights.len())
-        .map(|b| if kept(b) { weights[b].as_f64() } else { 0.0 })
-        .collect();
-    let total: f64 = w.iter().sum();
-    w.into_iter()
-        .map(|x| E::from_f64(if total > 0.0 { x / total } else { 0.0 }))
-        .collect()
+/// weights of the kept problems sum to 0), computed in f64 by the library's rule.
+fn weighted_mean_shares<E: Element>(weights: &Array1<f64>, target: &Target<'_, E>) -> Array1<E> {
+    let kept = Array1::from_iter((0..weights.len()).map(|b| match target {
+        Target::Labels { labels, .. } => f64::from(u8::from(labels[b] >= 0)),
+        Target::Distributions(_) => 1.0,
+    }));
+    circot::loss::weighted_mean_shares(weights.view(), kept.view()).mapv(E::from_f64)
 }
 
 fn write_files(dir: &Path, files: &[(&str, Vec<u8>)]) -> Result<(), CliError> {
