@@ -1,6 +1,9 @@
 //! Hostile values that used to give NaN or a silently wrong answer: magnitudes near f64::MAX
-//! (and subnormal ones) in the paired tests and the CCC.
+//! (and subnormal ones) in the paired tests, the CCC and the loss weights; coincident or huge class
+//! positions in the costs.
 
+use circot::affect::{ClassSet, class_centroids};
+use circot::degeneracy::{DegeneracyOptions, analyse};
 use circot::loss::{Batch, GradOutput, Reduction, SinkhornLoss};
 use circot::metrics::ccc;
 use circot::stats::{Alternative, Method, PairedOptions, sign_flip, wilcoxon};
@@ -258,4 +261,76 @@ fn a_weighted_sum_beyond_the_output_type_is_an_error_naming_the_weights() {
     let (big, g_input, _) = weighted_loss::<f64>(Reduction::Sum, Some(&[w; 4])).unwrap();
     assert_eq!(big.unwrap(), one.unwrap() * w);
     assert_eq!(g_input, input.mapv(|g| g * w));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Costs.
+
+fn names(k: usize) -> ClassSet {
+    ClassSet::new((0..k).map(|i| format!("C{i}")).collect()).unwrap()
+}
+
+#[test]
+fn coincident_annotations_give_a_zero_cost_and_degenerate_pairs() {
+    // Classes of 1, 10 and 100 samples, all at (0.3, 0.3): summed naively, their means differ
+    // by rounding (0.3, 0.29999999999999993, 0.3000000000000005).
+    let counts = [1, 10, 100];
+    let labels = Array1::from_iter(
+        counts
+            .iter()
+            .enumerate()
+            .flat_map(|(class, &n)| std::iter::repeat_n(class as i64, n)),
+    );
+    let va = Array2::from_elem((labels.len(), 2), 0.3);
+    let (cost, _) = CostMatrix::from_annotations(labels.view(), va.view(), &names(3)).unwrap();
+    assert!(cost.view().iter().all(|&c| c == 0.0), "{}", cost.view());
+    let report = analyse(&cost, &DegeneracyOptions::default()).unwrap();
+    assert_eq!(report.degenerate().count(), 3);
+}
+
+#[test]
+fn centroids_of_identical_values_are_those_values() {
+    for value in [0.3, 0.1, -0.7, 1.0 / 3.0] {
+        let labels = Array1::from_iter((0..1000).map(|i| i64::from(i % 7 == 0)));
+        let va = Array2::from_elem((1000, 2), value);
+        let c = class_centroids(labels.view(), va.view(), &names(2)).unwrap();
+        assert_eq!(c.positions, [(value, value), (value, value)]);
+    }
+}
+
+#[test]
+fn positions_near_f64_max_give_the_scaled_cost() {
+    let small = [(0.1, 0.2), (-0.5, 0.4), (0.8, -0.9)];
+    let reference = CostMatrix::from_valence_arousal(&small).unwrap();
+    let huge: Vec<(f64, f64)> = small
+        .iter()
+        .map(|&(v, a)| (v * 1.7e308, a * 1.7e308))
+        .collect();
+    let cost = CostMatrix::from_valence_arousal(&huge).unwrap();
+    for (g, w) in cost.view().iter().zip(reference.view()) {
+        assert!(
+            (g - w).abs() < 1e-12,
+            "{} vs {}",
+            cost.view(),
+            reference.view()
+        );
+    }
+}
+
+#[test]
+fn degeneracy_of_costs_near_f64_max_is_that_of_the_scaled_cost() {
+    let small = array![[0.0, 1.0, 0.9], [1.0, 0.0, 0.8], [0.9, 0.8, 0.0]];
+    let big = &small * 1.7e308;
+    let reference = analyse(&CostMatrix::new(small.view()).unwrap(), &Default::default()).unwrap();
+    let report = analyse(&CostMatrix::new(big.view()).unwrap(), &Default::default()).unwrap();
+    assert_eq!(reference.degenerate().count(), 0);
+    assert_eq!(report.degenerate().count(), 0);
+    for (p, r) in report.pairs.iter().zip(&reference.pairs) {
+        assert!((p.distance - r.distance).abs() < 1e-12, "{p:?} vs {r:?}");
+        assert!(
+            (p.separation - r.separation).abs() < 1e-12,
+            "{p:?} vs {r:?}"
+        );
+        assert!(p.cost.is_finite());
+    }
 }
