@@ -2,6 +2,7 @@
 
 use std::str::FromStr;
 use std::sync::Once;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use ndarray::ArrayView2;
 
@@ -50,6 +51,14 @@ impl FromStr for Backend {
 }
 
 static FALLBACK_NOTICE: Once = Once::new();
+static FALLBACK_NOTICE_ON: AtomicBool = AtomicBool::new(true);
+
+/// Whether [`Backend::Auto`] says on stderr, once per process, that it fell back to the CPU and
+/// why (on by default). A program that reports the executed backend itself turns it off: the CLI
+/// prints it after a successful solve only, so that an error stays one line.
+pub fn set_fallback_notice(on: bool) {
+    FALLBACK_NOTICE_ON.store(on, Ordering::Relaxed);
+}
 
 /// Solves a batch of entropic OT problems: validates everything first (a bad input is rejected
 /// whole, with an error naming it), then runs on `backend`. Inputs are never modified.
@@ -178,5 +187,12 @@ pub(crate) fn solve_on_cuda<E: KernelElement>(request: Request<'_, E>) -> Result
 }
 
 fn fall_back(why: crate::Error) {
-    FALLBACK_NOTICE.call_once(|| eprintln!("circot: using the CPU backend ({why})"));
+    if FALLBACK_NOTICE_ON.load(Ordering::Relaxed) {
+        FALLBACK_NOTICE.call_once(|| eprintln!("{}", fallback_notice(&why)));
+    }
+}
+
+/// The line [`Backend::Auto`] prints when it falls back to the CPU.
+pub fn fallback_notice(why: &crate::Error) -> String {
+    format!("circot: using the CPU backend ({why})")
 }

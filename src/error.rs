@@ -252,6 +252,20 @@ pub enum Error {
     },
 }
 
+impl Error {
+    /// The operand a per-element input error is about (a value, row or label of the source,
+    /// target or warm start), so that a caller can name the file it came from.
+    pub fn operand(&self) -> Option<Operand> {
+        match self {
+            Error::NotFinite { operand, .. }
+            | Error::NegativeProbability { operand, .. }
+            | Error::RowSum { operand, .. } => Some(*operand),
+            Error::LabelOutOfRange { .. } => Some(Operand::Target),
+            _ => None,
+        }
+    }
+}
+
 /// A shape as NumPy prints it: `(3,)`, `(2, 8)`.
 fn tuple(shape: &[usize]) -> String {
     match shape {

@@ -60,7 +60,7 @@ pub mod perf;
 pub mod stats;
 
 pub use affect::Preset;
-pub use backend::{Backend, solve, solve_warm};
+pub use backend::{Backend, fallback_notice, set_fallback_notice, solve, solve_warm};
 pub use cost::{CostKind, CostMatrix, MAX_CLASSES, MIN_CLASSES};
 pub use error::{Error, Operand, Result};
 pub use problem::{

@@ -1062,3 +1062,74 @@ fn fortran_order_inputs_read_like_c_order() {
     }
     assert_eq!(losses[0], losses[1]);
 }
+
+#[test]
+fn an_error_after_an_auto_solve_is_one_line_without_the_fallback_notice() {
+    // Here Auto falls back to the CPU (no GPU), then the write fails: the notice, which used to
+    // come first, would make the error two lines.
+    let dir = TempDir::new().unwrap();
+    let d = dir.path();
+    write_npy(d.join("C.npy"), &ndarray::array![[0.0, 1.0], [1.0, 0.0]]).unwrap();
+    write_npy(d.join("Z.npy"), &ndarray::array![[1.0, 0.0], [0.0, 1.0]]).unwrap();
+    write_npy(d.join("Y.npy"), &ndarray::array![0_i64, 1]).unwrap();
+    std::fs::write(d.join("taken"), b"a file, not a directory").unwrap();
+    let path = |name: &str| d.join(name).display().to_string();
+    let args = [
+        "solve",
+        "--cost",
+        &path("C.npy"),
+        "--source",
+        &path("Z.npy"),
+        "--logits",
+        "--target",
+        &path("Y.npy"),
+        "--eps",
+        "0.1",
+        "--backend",
+        "auto",
+        "--out",
+        &path("taken"),
+    ];
+    let stderr = fail(&args, "cannot write");
+    assert!(!stderr.contains("using the CPU backend"), "{stderr}");
+    assert_eq!(
+        std::fs::read(d.join("taken")).unwrap(),
+        b"a file, not a directory"
+    );
+}
+
+#[test]
+fn per_element_errors_name_the_file_they_came_from() {
+    let dir = TempDir::new().unwrap();
+    let d = dir.path();
+    write_npy(d.join("C.npy"), &ndarray::array![[0.0, 1.0], [1.0, 0.0]]).unwrap();
+    write_npy(
+        d.join("Z.npy"),
+        &ndarray::array![[1.0, 0.0], [0.0, f64::NAN]],
+    )
+    .unwrap();
+    write_npy(d.join("Zok.npy"), &ndarray::array![[1.0, 0.0], [0.0, 1.0]]).unwrap();
+    write_npy(d.join("Y.npy"), &ndarray::array![0_i64, 5]).unwrap();
+    write_npy(d.join("Yok.npy"), &ndarray::array![0_i64, 1]).unwrap();
+    let path = |name: &str| d.join(name).display().to_string();
+    let solve = |z: &str, y: &str| {
+        vec![
+            "solve".to_string(),
+            "--cost".into(),
+            path("C.npy"),
+            "--source".into(),
+            path(z),
+            "--logits".into(),
+            "--target".into(),
+            path(y),
+            "--eps".into(),
+            "0.1".into(),
+            "--out".into(),
+            path("out"),
+        ]
+    };
+    let stderr = fail(&solve("Z.npy", "Yok.npy"), "source[1, 1]");
+    assert!(stderr.contains(&path("Z.npy")), "{stderr}");
+    let stderr = fail(&solve("Zok.npy", "Y.npy"), "label 5 of problem 1");
+    assert!(stderr.contains(&path("Y.npy")), "{stderr}");
+}

@@ -325,3 +325,27 @@ fn weights_beyond_the_dtype_or_whose_sum_overflows_give_the_plain_mean() {
         assert_eq!(got, want, "{dtype} weights {w:e}");
     }
 }
+
+#[test]
+fn a_value_beyond_the_dtype_is_reported_as_the_file_held_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    inputs(d);
+    let mut z = array![
+        [1.0, 0.2, -0.5, 0.0],
+        [0.0, 2.0, 0.1, -1.0],
+        [0.3, 0.3, 0.3, 0.3],
+        [-1.0, 0.0, 1.0, 2.0],
+        [0.5, -0.5, 0.2, 0.1]
+    ];
+    z[[3, 2]] = 1e5;
+    write(d, "Zbig.npy", &z);
+    let mut args = BASE.to_vec();
+    args[4] = "Zbig.npy";
+    fails(
+        d,
+        &[&args[..], &["f16", "--out", "o"]].concat(),
+        "Zbig.npy: source[3, 2] = 100000 is beyond the range of f16",
+    );
+    ok(d, &[&args[..], &["f32", "--out", "o"]].concat());
+}

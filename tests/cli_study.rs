@@ -558,3 +558,26 @@ fn stats_rejects_bad_input_on_one_line() {
         "unknown alternative \"bigger\"",
     );
 }
+
+#[test]
+fn cost_prints_nothing_before_it_fails() {
+    // The cost used to be printed before the frequency file was read.
+    let dir = TempDir::new().unwrap();
+    let missing = dir.path().join("missing.npy").display().to_string();
+    let args = [
+        "cost",
+        "--preset",
+        "affectnet8",
+        "--analyse",
+        "--frequencies",
+        &missing,
+    ];
+    let out = common::cli::circot(&args);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        out.stdout.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    fail(&args, "missing.npy");
+}

@@ -2,6 +2,7 @@
 //! dataset's own annotation centroids; circumplex, uniform or AU-augmented — save it as (K, K)
 //! float64 .npy if asked, and analyse its degenerate pairs.
 
+use std::fmt::Write;
 use std::path::Path;
 
 use crate::args::{CostArgs, StudyCostKind};
@@ -23,9 +24,12 @@ pub fn run(args: &CostArgs) -> Result<(), CliError> {
             return Err(CliError::Usage("pass --preset or --names".into()));
         }
     };
+    // Everything is computed (and the file written) before anything is printed: a command that
+    // fails prints its one error line and nothing else.
+    let mut out = String::new();
     let from_data = study.from_annotations.is_some();
     if let Some(paths) = &study.from_annotations {
-        classes = place_at_centroids(classes, &paths[0], &paths[1])?;
+        classes = place_at_centroids(classes, &paths[0], &paths[1], &mut out)?;
     } else if args.preset.is_none() && args.kind != StudyCostKind::Uniform {
         return Err(CliError::Usage(
             "custom classes (--names) have no circumplex positions: add --from-annotations \
@@ -51,12 +55,14 @@ pub fn run(args: &CostArgs) -> Result<(), CliError> {
         ),
     };
     let source = if from_data { " from annotations" } else { "" };
-    println!(
+    writeln!(
+        out,
         "{set_name} {kind} cost{source} (K = {}, max {}):",
         cost.k(),
         cost.max()
-    );
-    print!("{cost}");
+    )
+    .expect("writing to a String");
+    write!(out, "{cost}").expect("writing to a String");
     if study.analyse {
         let frequencies = study
             .frequencies
@@ -70,14 +76,19 @@ pub fn run(args: &CostArgs) -> Result<(), CliError> {
             ..DegeneracyOptions::default()
         };
         let report = analyse(&cost, &options)?;
-        println!("degeneracy analysis (nearest pairs first; separation = distance / typical):");
-        print!("{report}");
+        writeln!(
+            out,
+            "degeneracy analysis (nearest pairs first; separation = distance / typical):"
+        )
+        .expect("writing to a String");
+        write!(out, "{report}").expect("writing to a String");
     }
     if let Some(path) = &args.out {
         let bytes = npy_io::encode(&cost.view().to_owned());
         std::fs::write(path, bytes).map_err(|e| CliError::output(path, e))?;
-        println!("wrote {}", path.display());
+        writeln!(out, "wrote {}", path.display()).expect("writing to a String");
     }
+    print!("{out}");
     Ok(())
 }
 
@@ -86,6 +97,7 @@ fn place_at_centroids(
     classes: ClassSet,
     labels_path: &Path,
     va_path: &Path,
+    out: &mut String,
 ) -> Result<ClassSet, CliError> {
     let labels = read_int_vector(labels_path, "annotation labels")?;
     let va = npy_io::read_float_matrix(va_path, "an (N, 2)")?;
@@ -101,21 +113,23 @@ fn place_at_centroids(
         ));
     }
     let centroids = circot::affect::class_centroids(labels.view(), va.view(), &classes)?;
-    println!(
+    writeln!(
+        out,
         "centroids from {} samples ({} used; skipped: {} ignored label, {} label >= K, {} invalid VA)",
         labels.len(),
         centroids.counts.iter().sum::<usize>(),
         centroids.skipped_ignored_label,
         centroids.skipped_not_a_class,
         centroids.skipped_invalid_va
-    );
+    )
+    .expect("writing to a String");
     for ((name, &(v, a)), count) in classes
         .names()
         .iter()
         .zip(&centroids.positions)
         .zip(&centroids.counts)
     {
-        println!("  {name}: V {v:.4}, A {a:.4} (n = {count})");
+        writeln!(out, "  {name}: V {v:.4}, A {a:.4} (n = {count})").expect("writing to a String");
     }
     let positions = centroids.positions.iter().copied().map(Some).collect();
     Ok(classes.with_positions(positions)?)

@@ -6,7 +6,7 @@
 use std::path::Path;
 
 use circot::loss::{Batch, GradOutput, Reduction, SinkhornLoss};
-use circot::{CostMatrix, Element, SolveOptions, Source, Target};
+use circot::{Backend, CostMatrix, Element, Operand, SolveOptions, Source, Target};
 use ndarray::{Array, Array1, Array2, Dimension};
 
 use crate::args::{Dtype, SolveArgs};
@@ -24,6 +24,8 @@ struct Inputs {
 
 /// Runs the subcommand.
 pub fn run(args: &SolveArgs) -> Result<(), CliError> {
+    // The fallback notice comes after a successful solve (below): an error stays one line.
+    circot::set_fallback_notice(false);
     let inputs = Inputs {
         cost: read_cost(&args.cost)?,
         source: npy_io::read_float_matrix(&args.source, "a (B, K)")?,
@@ -60,12 +62,21 @@ pub fn run(args: &SolveArgs) -> Result<(), CliError> {
     if let Some(tol) = args.tol {
         options = options.tol(tol);
     }
-    match args.dtype {
+    let solved = match args.dtype {
         Dtype::F32 => solve_and_write::<f32>(args, &inputs, &options),
         Dtype::F64 => solve_and_write::<f64>(args, &inputs, &options),
         Dtype::F16 => solve_and_write::<half::f16>(args, &inputs, &options),
         Dtype::Bf16 => solve_and_write::<half::bf16>(args, &inputs, &options),
-    }
+    };
+    // The library names the operand and index (`source[3, 2]`); the file is the CLI's to add.
+    solved.map_err(|e| match e {
+        CliError::Library(e) => match e.operand() {
+            Some(Operand::Source) => CliError::input(&args.source, e.to_string()),
+            Some(Operand::Target) => CliError::input(&args.target, e.to_string()),
+            _ => CliError::Library(e),
+        },
+        other => other,
+    })
 }
 
 /// One finite, non-negative weight per problem.
@@ -97,12 +108,33 @@ pub fn read_cost(path: &Path) -> Result<CostMatrix, CliError> {
     CostMatrix::new(values.view()).map_err(|e| CliError::input(path, e.to_string()))
 }
 
+/// The file's values in the solve's dtype; a finite value beyond its range is an error that
+/// names the file, the index and the value it held (not the `inf` it would become).
+fn to_dtype<E: Element>(
+    values: &Array2<f64>,
+    path: &Path,
+    what: &str,
+) -> Result<Array2<E>, CliError> {
+    let converted = values.mapv(E::from_f64);
+    let overflow = values
+        .indexed_iter()
+        .zip(&converted)
+        .find(|((_, x), y)| x.is_finite() && !y.as_f64().is_finite());
+    match overflow {
+        Some((((b, k), x), _)) => Err(CliError::input(
+            path,
+            format!("{what}[{b}, {k}] = {x} is beyond the range of {}", E::NAME),
+        )),
+        None => Ok(converted),
+    }
+}
+
 fn solve_and_write<E: Element>(
     args: &SolveArgs,
     inputs: &Inputs,
     options: &SolveOptions,
 ) -> Result<(), CliError> {
-    let source = inputs.source.mapv(E::from_f64);
+    let source = to_dtype::<E>(&inputs.source, &args.source, "source")?;
     let source = if args.logits {
         Source::Logits(source.view())
     } else {
@@ -115,7 +147,7 @@ fn solve_and_write<E: Element>(
             smoothing: args.smoothing.unwrap_or(0.0),
         },
         TargetData::Distributions(d) => {
-            distributions = d.mapv(E::from_f64);
+            distributions = to_dtype::<E>(d, &args.target, "target")?;
             Target::Distributions(distributions.view())
         }
     };
@@ -236,6 +268,12 @@ fn solve_and_write<E: Element>(
             .fold(0.0, |m: f64, e| if e.is_nan() { e } else { m.max(e) }),
         args.out.display()
     );
+    if args.backend == Backend::Auto
+        && report.executed == "cpu"
+        && let Err(why) = circot::cuda::availability()
+    {
+        eprintln!("{}", circot::fallback_notice(&why));
+    }
     Ok(())
 }
 
