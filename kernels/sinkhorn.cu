@@ -55,9 +55,8 @@ __device__ __forceinline__ void sinkhorn_thread(const SinkhornParams& p, ThreadS
     using Team = ThreadTeam<K>;
     float* const rows = shared.rows;
     load_scaled_cost(p, K, Team::kStride, rows, nullptr);
-    float max_c = 0.f;
-    for (int t = 0; t < K * Team::kStride; ++t) max_c = fmaxf(max_c, rows[t]);
-    Team team{rows, near_eps(max_c)};
+    Team team{rows, false};
+    team.near = near_eps(team.max_cost());
     const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x, n = launch_size(p);
     for (int64_t pos = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; pos < n; pos += stride) {
         solve<T>(team, p, problem_at(p, pos));

@@ -63,37 +63,30 @@ CIRCOT_UNROLL
 // src/lse.rs::weighted_lse is the same rule.
 constexpr float kNearSpread = 1.f;
 
+// c[0] + x·(c[1] + x·(...)) by Horner's rule with FMAs, highest coefficient last in `c`.
+template <int N>
+__host__ __device__ __forceinline__ float horner(const float (&c)[N], float x) {
+    float p = c[N - 1];
+CIRCOT_UNROLL
+    for (int n = N - 2; n >= 0; --n) p = fmaf(p, x, c[n]);
+    return p;
+}
+
 // 2^x - 1 for x in [-kNearSpread, 0]: e^t - 1 (t = x ln 2, |t| <= 0.7) by its Taylor series to t^10
 // (remainder below 2^-26 relative), FMAs only: the same bits in the emulator and on the GPU.
 __host__ __device__ __forceinline__ float ex2m1_near(float x) {
+    constexpr float c[] = {1.f,         0.5f,           1.f / 6.f,      1.f / 24.f,      1.f / 120.f,
+                           1.f / 720.f, 1.f / 5040.f,   1.f / 40320.f,  1.f / 362880.f,  1.f / 3628800.f};
     const float t = x * kLn2;
-    float p = 1.f / 3628800.f;
-    p = fmaf(p, t, 1.f / 362880.f);
-    p = fmaf(p, t, 1.f / 40320.f);
-    p = fmaf(p, t, 1.f / 5040.f);
-    p = fmaf(p, t, 1.f / 720.f);
-    p = fmaf(p, t, 1.f / 120.f);
-    p = fmaf(p, t, 1.f / 24.f);
-    p = fmaf(p, t, 1.f / 6.f);
-    p = fmaf(p, t, 0.5f);
-    p = fmaf(p, t, 1.f);
-    return p * t;
+    return horner(c, t) * t;
 }
 
 // log2(1 + s) for s in [-1/2, 0] (the near form's sum): 2·atanh(z)/ln 2, z = s/(2 + s) in [-1/3, 0], by
 // its odd series to z^17 (remainder below 2^-25 relative); log1pf would be a call (and a spill).
 __host__ __device__ __forceinline__ float log2_1p_near(float s) {
-    const float z = __fdividef(s, 2.f + s), z2 = z * z;
-    float p = 1.f / 17.f;
-    p = fmaf(p, z2, 1.f / 15.f);
-    p = fmaf(p, z2, 1.f / 13.f);
-    p = fmaf(p, z2, 1.f / 11.f);
-    p = fmaf(p, z2, 1.f / 9.f);
-    p = fmaf(p, z2, 1.f / 7.f);
-    p = fmaf(p, z2, 1.f / 5.f);
-    p = fmaf(p, z2, 1.f / 3.f);
-    p = fmaf(p, z2, 1.f);
-    return p * z * (2.f * kLog2e);
+    constexpr float c[] = {1.f, 1.f / 3.f, 1.f / 5.f, 1.f / 7.f, 1.f / 9.f, 1.f / 11.f, 1.f / 13.f, 1.f / 15.f, 1.f / 17.f};
+    const float z = __fdividef(s, 2.f + s);
+    return horner(c, z * z) * z * (2.f * kLog2e);
 }
 
 // -log2 sum_j w_j·2^(y_j) from the near form, given m = max y and s = sum_j w_j·(2^(y_j - m) - 1).
@@ -197,15 +190,17 @@ struct ThreadTeam {
     __host__ __device__ __forceinline__ bool all(bool x) const { return x; }
     __host__ __device__ __forceinline__ float cost(int i, int j) const { return rows[i * kStride + j]; }
 
-    __host__ __device__ __forceinline__ bool gibbs() const {
+    // max C/eps (log2 units) over the K x K cost, padding excluded.
+    __host__ __device__ __forceinline__ float max_cost() const {
         float max_c = 0.f;
 CIRCOT_UNROLL
         for (int i = 0; i < K; ++i) {
 CIRCOT_UNROLL
             for (int j = 0; j < K; ++j) max_c = fmaxf(max_c, cost(i, j));
         }
-        return within_gibbs_bound(max_c);
+        return max_c;
     }
+    __host__ __device__ __forceinline__ bool gibbs() const { return within_gibbs_bound(max_cost()); }
 
     // G = 2^{-c} in registers for the whole loop: rows(w) = G w, cols(q) = G^T q.
     struct Gibbs {
