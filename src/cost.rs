@@ -116,20 +116,11 @@ impl CostMatrix {
                 });
             }
         }
-        // The cost is normalised by its largest distance, so the positions may be scaled first: by
-        // a power of two (exact) that brings them within ±1, where no difference can overflow.
-        let top = positions
-            .iter()
-            .flatten()
-            .fold(0.0_f64, |m, &(v, a)| m.max(v.abs()).max(a.abs()));
-        // 2^-e in two halves: 2^-1024 itself would be subnormal.
-        let e = if top > 1.0 {
-            top.log2().ceil() as i32
-        } else {
-            0
-        };
-        let (s1, s2) = (2f64.powi(-(e / 2)), 2f64.powi(-(e - e / 2)));
-        let shrink = |x: f64| x * s1 * s2;
+        // The cost is normalised by its largest distance, so the positions may be divided first by
+        // a power of two (exact) that brings them within ±2, where no difference can overflow.
+        let top = crate::scale::pow2_scale_of(positions.iter().flatten().flat_map(|(v, a)| [v, a]));
+        let scale = if top > 1.0 { top } else { 1.0 };
+        let shrink = |x: f64| x / scale;
         let distance = |i: usize, j: usize| match (positions[i], positions[j]) {
             (Some((vi, ai)), Some((vj, aj))) => {
                 Some((shrink(vi) - shrink(vj)).hypot(shrink(ai) - shrink(aj)))

@@ -141,7 +141,8 @@ pub fn analyse(cost: &CostMatrix, options: &DegeneracyOptions) -> Result<Degener
         .map(|f| shares(f, k))
         .transpose()?;
     let max = cost.max();
-    let symmetric = |i: usize, j: usize| midpoint(cost.get(i, j), cost.get(j, i));
+    // f64::midpoint: no overflow for costs near f64::MAX.
+    let symmetric = |i: usize, j: usize| cost.get(i, j).midpoint(cost.get(j, i));
     let distance = |i: usize, j: usize| {
         if max > 0.0 {
             symmetric(i, j) / max
@@ -255,17 +256,7 @@ fn median(mut values: Vec<f64>) -> f64 {
     if n % 2 == 1 {
         values[n / 2]
     } else {
-        midpoint(values[n / 2 - 1], values[n / 2])
-    }
-}
-
-/// `(a + b) / 2` without overflow for costs near `f64::MAX` (the same bits where the sum fits).
-fn midpoint(a: f64, b: f64) -> f64 {
-    let sum = a + b;
-    if sum.is_finite() {
-        sum / 2.0
-    } else {
-        a / 2.0 + b / 2.0
+        values[n / 2 - 1].midpoint(values[n / 2])
     }
 }
 
