@@ -294,3 +294,48 @@ fn class_counts_beyond_the_limit_are_errors_not_huge_allocations() {
         })
     );
 }
+
+#[test]
+fn a_shape_error_names_the_wrong_array_and_never_prints_equal_shapes() {
+    // Truth with 3 columns and predictions of 2: the truth is wrong, and the message must not
+    // read "VA predictions has shape (4, 2), expected (4, 2)".
+    let cases = [
+        (
+            abaw_va(Array2::zeros((4, 2)).view(), Array2::zeros((4, 3)).view()).map(|s| s.score),
+            "VA truth has shape (4, 3), expected (4, 2)",
+        ),
+        (
+            abaw_va(Array2::zeros((3, 2)).view(), Array2::zeros((4, 2)).view()).map(|s| s.score),
+            "VA predictions has shape (3, 2), expected (4, 2)",
+        ),
+        (
+            abaw_au(
+                Array2::zeros((2, 12)).view(),
+                Array2::zeros((2, 11)).view(),
+                0.5,
+            )
+            .map(|s| s.score),
+            "AU truth has shape (2, 11), expected (2, 12)",
+        ),
+        (
+            abaw_au(
+                Array2::zeros((2, 11)).view(),
+                Array2::zeros((2, 12)).view(),
+                0.5,
+            )
+            .map(|s| s.score),
+            "AU predictions has shape (2, 11), expected (2, 12)",
+        ),
+    ];
+    for (result, message) in cases {
+        let e = result.map(|_| ()).unwrap_err();
+        let Error::Shape {
+            expected, found, ..
+        } = &e
+        else {
+            panic!("{e}")
+        };
+        assert_ne!(expected, found, "{e}");
+        assert_eq!(e.to_string(), message);
+    }
+}

@@ -156,13 +156,12 @@ pub struct VaScore {
 /// The ABAW VA score of `predicted` `(N, 2)` against `truth` `(N, 2)` (valence, arousal); a frame
 /// whose true valence or arousal is outside `[-1, 1]` or not finite is ignored.
 pub fn abaw_va(predicted: ArrayView2<'_, f64>, truth: ArrayView2<'_, f64>) -> Result<VaScore> {
-    if truth.ncols() != 2 || predicted.dim() != truth.dim() {
-        return Err(Error::Shape {
-            what: "VA predictions",
-            expected: vec![truth.nrows(), 2],
-            found: vec![predicted.nrows(), predicted.ncols()],
-        });
-    }
+    check_shapes(
+        ["VA predictions", "VA truth"],
+        predicted.dim(),
+        truth.dim(),
+        2,
+    )?;
     let valid = |x: f64| x.is_finite() && (-1.0..=1.0).contains(&x);
     let keep: Vec<usize> = (0..truth.nrows())
         .filter(|&i| valid(truth[[i, 0]]) && valid(truth[[i, 1]]))
@@ -178,6 +177,32 @@ pub fn abaw_va(predicted: ArrayView2<'_, f64>, truth: ArrayView2<'_, f64>) -> Re
         score: (ccc_valence + ccc_arousal) / 2.0,
         ignored: truth.nrows() - keep.len(),
     })
+}
+
+/// The truth must be `(N, columns)` and the predictions its shape; each is checked on its own,
+/// so the error names the array that is wrong and never prints an expected shape equal to the
+/// one found.
+fn check_shapes(
+    [what_predicted, what_truth]: [&'static str; 2],
+    predicted: (usize, usize),
+    truth: (usize, usize),
+    columns: usize,
+) -> Result<()> {
+    if truth.1 != columns {
+        return Err(Error::Shape {
+            what: what_truth,
+            expected: vec![truth.0, columns],
+            found: vec![truth.0, truth.1],
+        });
+    }
+    if predicted != truth {
+        return Err(Error::Shape {
+            what: what_predicted,
+            expected: vec![truth.0, truth.1],
+            found: vec![predicted.0, predicted.1],
+        });
+    }
+    Ok(())
 }
 
 /// Binary F1 of "active" (`2·TP / (2·TP + FP + FN)`, 0 when that denominator is 0) for
@@ -216,13 +241,12 @@ pub fn abaw_au(
     threshold: f64,
 ) -> Result<AuScore> {
     let aus = AFFWILD2_AUS.len();
-    if truth.ncols() != aus || predicted.dim() != truth.dim() {
-        return Err(Error::Shape {
-            what: "AU predictions",
-            expected: vec![truth.nrows(), aus],
-            found: vec![predicted.nrows(), predicted.ncols()],
-        });
-    }
+    check_shapes(
+        ["AU predictions", "AU truth"],
+        predicted.dim(),
+        truth.dim(),
+        aus,
+    )?;
     for ((row, col), &value) in predicted.indexed_iter() {
         if !value.is_finite() {
             return Err(Error::ValueNotFinite {
