@@ -8,6 +8,7 @@ use std::path::Path;
 use crate::args::{CostArgs, StudyCostKind};
 use crate::error::CliError;
 use crate::npy_io;
+use crate::output_files::{self, Input};
 use crate::stats_cmd::{read_float_vector, read_int_vector};
 
 use circot::affect::ClassSet;
@@ -85,7 +86,18 @@ pub fn run(args: &CostArgs) -> Result<(), CliError> {
     }
     if let Some(path) = &args.out {
         let bytes = npy_io::encode(&cost.view().to_owned());
-        std::fs::write(path, bytes).map_err(|e| CliError::output(path, e))?;
+        let annotations = study.from_annotations.iter().flatten();
+        let inputs: Vec<Input<'_>> = annotations
+            .map(|path| Input {
+                flag: "--from-annotations",
+                path,
+            })
+            .chain(study.frequencies.iter().map(|path| Input {
+                flag: "--frequencies",
+                path,
+            }))
+            .collect();
+        output_files::write_file(path, &bytes, &inputs)?;
         writeln!(out, "wrote {}", path.display()).expect("writing to a String");
     }
     print!("{out}");

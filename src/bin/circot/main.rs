@@ -8,6 +8,7 @@ mod demo;
 mod error;
 mod eval_cmd;
 mod npy_io;
+mod output_files;
 mod solve_cmd;
 mod stats_cmd;
 

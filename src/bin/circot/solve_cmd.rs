@@ -1,7 +1,8 @@
 //! `circot solve`: read a batch from .npy files, solve it, write every output.
 //!
 //! Everything is read, validated, solved and encoded in memory before the output directory is
-//! touched, so a bad input leaves no files behind (and no directory, if there was none).
+//! touched, so a bad input leaves no files behind (and no directory, if there was none); the
+//! files are then written all or nothing (`output_files`).
 
 use std::path::Path;
 
@@ -12,6 +13,7 @@ use ndarray::{Array, Array1, Array2, Dimension};
 use crate::args::{Dtype, SolveArgs};
 use crate::error::CliError;
 use crate::npy_io::{self, TargetData};
+use crate::output_files::{self, Input};
 use crate::stats_cmd::read_float_vector;
 
 /// What was read from the input files.
@@ -239,7 +241,26 @@ fn solve_and_write<E: Element>(
             }
         }
     };
-    write_files(&args.out, &files)?;
+    let inputs_read = [
+        Input {
+            flag: "--cost",
+            path: &args.cost,
+        },
+        Input {
+            flag: "--source",
+            path: &args.source,
+        },
+        Input {
+            flag: "--target",
+            path: &args.target,
+        },
+    ];
+    let weights_read = args.weights.as_deref().map(|path| Input {
+        flag: "--weights",
+        path,
+    });
+    let inputs_read: Vec<Input<'_>> = inputs_read.into_iter().chain(weights_read).collect();
+    let removed = output_files::write_dir(&args.out, &files, OUTPUT_NAMES, &inputs_read)?;
     let mean = weighted_mean_shares(&weights, &target)
         .iter()
         .zip(&report.per_sample)
@@ -268,6 +289,12 @@ fn solve_and_write<E: Element>(
             .fold(0.0, |m: f64, e| if e.is_nan() { e } else { m.max(e) }),
         args.out.display()
     );
+    if !removed.is_empty() {
+        println!(
+            "removed outputs of an earlier run that this one does not write: {}",
+            removed.join(", ")
+        );
+    }
     if args.backend == Backend::Auto
         && report.executed == "cpu"
         && let Err(why) = circot::cuda::availability()
@@ -306,11 +333,18 @@ fn weighted_mean_shares<E: Element>(weights: &Array1<f64>, target: &Target<'_, E
     circot::loss::weighted_mean_shares(weights.view(), kept.view()).mapv(E::from_f64)
 }
 
-fn write_files(dir: &Path, files: &[(&str, Vec<u8>)]) -> Result<(), CliError> {
-    std::fs::create_dir_all(dir).map_err(|e| CliError::output(dir, e))?;
-    for (name, bytes) in files {
-        let path = dir.join(name);
-        std::fs::write(&path, bytes).map_err(|e| CliError::output(&path, e))?;
-    }
-    Ok(())
-}
+/// Every file `solve` writes in any mode; those an earlier run left and this one does not
+/// write are removed, so a directory never mixes two runs' outputs.
+const OUTPUT_NAMES: &[&str] = &[
+    "loss.npy",
+    "transport_cost.npy",
+    "f.npy",
+    "g.npy",
+    "grad_source.npy",
+    "grad_logits.npy",
+    "grad_cost.npy",
+    "iterations.npy",
+    "marginal_error.npy",
+    "self_iterations.npy",
+    "self_marginal_error.npy",
+];
