@@ -23,7 +23,10 @@ fn main() -> ExitCode {
     match run() {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("circot: error: {e}");
+            // One line whatever a message holds: scripts read the first stderr line.
+            let message = e.to_string();
+            let message: Vec<&str> = message.split_whitespace().collect();
+            eprintln!("circot: error: {}", message.join(" "));
             ExitCode::from(2)
         }
     }

@@ -69,7 +69,8 @@ enum Dtype {
 
 impl Dtype {
     fn from_descriptor(descr: &str) -> Option<Self> {
-        let code = descr.trim_start_matches(['<', '>', '|', '=']);
+        // numpy writes an explicit byte order ('=' is refused by the element reader).
+        let code = descr.trim_start_matches(['<', '>', '|']);
         Some(match code {
             "f4" => Dtype::F32,
             "f8" => Dtype::F64,
@@ -121,7 +122,7 @@ impl Dtype {
 pub fn read(path: &Path) -> Result<Npy, CliError> {
     let bytes =
         std::fs::read(path).map_err(|e| CliError::input(path, format!("cannot read: {e}")))?;
-    check_header_length(path, &bytes)?;
+    check_header(path, &bytes)?;
     let mut reader = Cursor::new(&bytes);
     let header = Header::from_reader(&mut reader).map_err(|e| malformed(path, e))?;
     // The header was read from memory, so its end is within `bytes`.
@@ -165,10 +166,10 @@ pub fn read(path: &Path) -> Result<Npy, CliError> {
     })
 }
 
-/// The header length field (a u16 in version 1, a u32 in versions 2 and 3) must fit in the file.
-/// Anything else wrong with the preamble is left to the header parser, which allocates nothing
-/// beyond the header length.
-fn check_header_length(path: &Path, bytes: &[u8]) -> Result<(), CliError> {
+/// The header length field (a u16 in version 1, a u32 in versions 2 and 3) must fit in the file,
+/// and the header it delimits must not nest deeply. Anything else wrong with the preamble is
+/// left to the header parser, which allocates nothing beyond the header length.
+fn check_header(path: &Path, bytes: &[u8]) -> Result<(), CliError> {
     const MAGIC: &[u8] = b"\x93NUMPY";
     if !bytes.starts_with(MAGIC) || bytes.len() < MAGIC.len() + 2 {
         return Ok(());
@@ -191,6 +192,30 @@ fn check_header_length(path: &Path, bytes: &[u8]) -> Result<(), CliError> {
                 bytes.len()
             ),
         ));
+    }
+    check_nesting(path, &bytes[preamble..preamble + header_len])
+}
+
+/// Brackets nested deeper than any numeric array's header needs (a dict holding a shape tuple)
+/// are refused before the recursive header parser sees them: thousands of `[` overflow its
+/// stack, an abort on a small thread stack.
+fn check_nesting(path: &Path, header: &[u8]) -> Result<(), CliError> {
+    const MAX_DEPTH: usize = 32;
+    let mut depth = 0_usize;
+    for &byte in header {
+        match byte {
+            b'(' | b'[' | b'{' => depth += 1,
+            b')' | b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+        if depth > MAX_DEPTH {
+            return Err(CliError::input(
+                path,
+                format!(
+                    "not a valid .npy file: its header nests brackets more than {MAX_DEPTH} deep"
+                ),
+            ));
+        }
     }
     Ok(())
 }
@@ -238,7 +263,35 @@ fn read_as<A: ndarray_npy::ReadableElement>(
 }
 
 fn malformed(path: &Path, e: impl fmt::Display) -> CliError {
-    CliError::input(path, format!("not a valid .npy file: {e}"))
+    CliError::input(
+        path,
+        format!("not a valid .npy file: {}", parser_message(&e)),
+    )
+}
+
+/// The header parser's message on one line: its syntax errors quote the header over several
+/// lines (` --> 1:24`, `1 | {'descr': …`, `  = expected …`); keep the position and the reason,
+/// as "… syntax error: at 1:24 (expected …)".
+fn parser_message(e: &impl fmt::Display) -> String {
+    let quoted = |line: &str| {
+        line.starts_with('|')
+            || line
+                .split_once(" |")
+                .is_some_and(|(n, _)| n.parse::<u64>().is_ok())
+    };
+    e.to_string()
+        .lines()
+        .map(str::trim)
+        .filter(|line| !line.is_empty() && !quoted(line))
+        .map(|line| match line.strip_prefix("= ") {
+            Some(reason) => format!("({reason})"),
+            None => line.replace("--> ", "at "),
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// A float array of exactly two dimensions (the cost or the sources).
@@ -302,3 +355,6 @@ where
         .expect("encoding a numeric array into memory");
     bytes
 }
+
+#[cfg(test)]
+mod fuzz;
