@@ -12,7 +12,7 @@ use crate::cuda::KernelElement;
 use crate::error::Result;
 use crate::problem::{Request, Solution, SolveOptions, Source, Target};
 use crate::real::{Element, Real};
-use crate::validate::check_request;
+use crate::validate::{check_request, check_solution_fits};
 use crate::{cpu, cuda, reference};
 
 /// Where to solve.
@@ -122,7 +122,9 @@ pub fn solve_warm<E: Element>(
         init_g: init_g.map(|g| g.reborrow()),
     };
     check_request(&request)?;
-    E::solve_request(request, backend)
+    let solution = E::solve_request(request, backend)?;
+    check_solution_fits::<E, E>(&solution)?;
+    Ok(solution)
 }
 
 /// f32 and f64: computed in their own type on the CPU.
@@ -151,23 +153,25 @@ pub(crate) fn solve_half<E: Element + KernelElement>(
     request: Request<'_, E>,
     backend: Backend,
 ) -> Result<Solution<E>> {
+    // Checked before rounding, so an error reports the value that did not fit.
     let on_cpu = |request: &Request<'_, E>| {
-        let wide = cast_request::<E, f32>(request);
-        cpu::solve(&wide.request()).cast::<E>()
+        let wide = cpu::solve(&cast_request::<E, f32>(request).request());
+        check_solution_fits::<f32, E>(&wide).map(|()| wide.cast::<E>())
     };
     match backend {
         Backend::Reference => {
-            let wide = cast_request::<E, f64>(&request);
-            Ok(reference::solve(&wide.request()).cast::<E>())
+            let wide = reference::solve(&cast_request::<E, f64>(&request).request());
+            check_solution_fits::<f64, E>(&wide)?;
+            Ok(wide.cast::<E>())
         }
-        Backend::Cpu => Ok(on_cpu(&request)),
+        Backend::Cpu => on_cpu(&request),
         Backend::Cuda => solve_on_cuda(request),
         Backend::Emulated => cuda::emulated::solve(request),
         Backend::Auto => match cuda::availability() {
             Ok(()) => solve_on_cuda(request),
             Err(why) => {
                 fall_back(why);
-                Ok(on_cpu(&request))
+                on_cpu(&request)
             }
         },
     }

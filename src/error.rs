@@ -110,6 +110,21 @@ pub enum Error {
         max: f64,
     },
 
+    /// A result of finite inputs is not finite in the element type: it overflows it (the
+    /// entropy convention's loss grows with ε; potentials grow with ε·|log a|), or the arithmetic
+    /// lost it. `value` is the result as computed, before rounding to the element type.
+    #[error(
+        "the solution's {what}{index} = {value:e} cannot be represented in {dtype}; a smaller \
+         eps or a wider dtype holds it"
+    )]
+    OutputRange {
+        what: &'static str,
+        /// `[b]` or `[b, i]` (`[b, i, j]` for the plan).
+        index: String,
+        value: f64,
+        dtype: &'static str,
+    },
+
     /// With the default tolerance, the rounding bound `K·(max C/ε)·ε_mach` of the arithmetic type
     /// (how far rounding can hold a problem's marginal error) is at least [`MAX_PRECISION_FLOOR`]
     /// = 1: half the largest possible L1 marginal error (2), so no default could be trusted.

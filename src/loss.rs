@@ -454,6 +454,18 @@ impl<E: Element> SinkhornLoss<E> {
                 reason: "the weighted sum of the losses is beyond f64: scale the weights down",
             });
         }
+        // Each solve's outputs fit E (checked there); their combination in the divergence may not.
+        if let Some((b, &value)) = per_sample
+            .indexed_iter()
+            .find(|(_, l)| !E::from_f64(**l).as_f64().is_finite())
+        {
+            return Err(Error::OutputRange {
+                what: "loss",
+                index: format!("[{b}]"),
+                value,
+                dtype: E::NAME,
+            });
+        }
         self.saved = Some(Saved {
             grad: parts.grad,
             weights,

@@ -6,7 +6,8 @@ use ndarray::ArrayView2;
 use crate::cost::check_class_count;
 use crate::error::{Error, Operand, Result};
 use crate::problem::{
-    Convention, MAX_PRECISION_FLOOR, Request, SolveOptions, Source, Target, precision_floor,
+    Convention, MAX_PRECISION_FLOOR, Request, Solution, SolveOptions, Source, Target,
+    precision_floor,
 };
 use crate::real::Element;
 
@@ -177,6 +178,47 @@ fn check_simplex_rows<T: Element>(a: ArrayView2<'_, T>, operand: Operand) -> Res
                 tolerance,
             });
         }
+    }
+    Ok(())
+}
+
+/// Every output of `solution` (computed in `T`) is finite and stays finite when rounded to `E`;
+/// the first that does not is an [`Error::OutputRange`] naming it.
+pub(crate) fn check_solution_fits<T: Element, E: Element>(solution: &Solution<T>) -> Result<()> {
+    let fits = |x: &T| x.as_f64().is_finite() && E::from_f64(x.as_f64()).as_f64().is_finite();
+    let error = |what: &'static str, index: String, x: &T| Error::OutputRange {
+        what,
+        index,
+        value: x.as_f64(),
+        dtype: E::NAME,
+    };
+    let vectors = [
+        ("loss", &solution.loss),
+        ("transport_cost", &solution.transport_cost),
+        ("marginal_error", &solution.marginal_error),
+    ];
+    for (what, v) in vectors {
+        if let Some((b, x)) = v.indexed_iter().find(|(_, x)| !fits(x)) {
+            return Err(error(what, format!("[{b}]"), x));
+        }
+    }
+    let matrices = [
+        ("f", Some(&solution.f)),
+        ("g", Some(&solution.g)),
+        ("grad_source", Some(&solution.grad_source)),
+        ("grad_logits", solution.grad_logits.as_ref()),
+    ];
+    for (what, m) in matrices {
+        if let Some(((b, i), x)) = m.and_then(|m| m.indexed_iter().find(|(_, x)| !fits(x))) {
+            return Err(error(what, format!("[{b}, {i}]"), x));
+        }
+    }
+    if let Some(((b, i, j), x)) = solution
+        .plan
+        .as_ref()
+        .and_then(|p| p.indexed_iter().find(|(_, x)| !fits(x)))
+    {
+        return Err(error("plan", format!("[{b}, {i}, {j}]"), x));
     }
     Ok(())
 }

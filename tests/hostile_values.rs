@@ -334,3 +334,57 @@ fn degeneracy_of_costs_near_f64_max_is_that_of_the_scaled_cost() {
         assert!(p.cost.is_finite());
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Results beyond the element type.
+
+/// A 3-problem, 8-class batch of probabilities against labels.
+fn outputs_case<E: Element>() -> (CostMatrix, Array2<E>, Array1<i64>) {
+    let cost = CostMatrix::preset(circot::Preset::AffectNet8, circot::CostKind::Circumplex);
+    // Rows are shifts of (1, 1, 2, 4, 1, 1, 2, 4)/16: exact in every element type, summing to 1.
+    let pattern = [1.0, 1.0, 2.0, 4.0];
+    let p = Array2::from_shape_fn((3, 8), |(b, j)| E::from_f64(pattern[(b + j) % 4] / 16.0));
+    (cost, p, array![0_i64, 3, 7])
+}
+
+#[test]
+fn a_loss_beyond_the_element_type_is_an_error_with_the_value_it_had() {
+    use circot::{Backend, Convention, SolveOptions, solve};
+    // The entropy convention's loss is about −ε·H(a): −9.2e18·H overflows f16 (65504), so the
+    // CLI's fuzzer once got exit 0 and a loss of −inf.
+    let options = SolveOptions::new(9.2e18).convention(Convention::Entropy);
+    let (cost, p, y) = outputs_case::<f16>();
+    for backend in [Backend::Cpu, Backend::Reference] {
+        let (source, target) = (Source::Probabilities(p.view()), Target::labels(y.view()));
+        let e = solve(&cost, source, target, &options, backend).unwrap_err();
+        let Error::OutputRange {
+            what, value, dtype, ..
+        } = &e
+        else {
+            panic!("{backend:?}: {e}")
+        };
+        // The value as computed (f32 or f64), not the inf it would round to.
+        assert_eq!((*what, *dtype), ("loss", "f16"), "{e}");
+        assert!(value.is_finite() && *value < -65504.0, "{e}");
+        assert!(
+            e.to_string().contains("cannot be represented in f16"),
+            "{e}"
+        );
+    }
+    // The same ε in the KL convention: the loss is bounded by max C, and fits.
+    let (cost, p, y) = outputs_case::<f16>();
+    let options = SolveOptions::new(9.2e18);
+    let kl = solve(
+        &cost,
+        Source::Probabilities(p.view()),
+        Target::labels(y.view()),
+        &options,
+        Backend::Cpu,
+    );
+    let kl = kl.unwrap();
+    assert!(
+        kl.loss
+            .iter()
+            .all(|l| l.to_f64().is_finite() && l.to_f64() >= 0.0)
+    );
+}
