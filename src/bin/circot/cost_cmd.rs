@@ -9,7 +9,7 @@ use crate::args::{CostArgs, StudyCostKind};
 use crate::error::CliError;
 use crate::npy_io;
 use crate::output_files::{self, Input};
-use crate::stats_cmd::{read_float_vector, read_int_vector};
+use crate::readers::{self, read_float_vector, read_int_vector};
 
 use circot::affect::ClassSet;
 use circot::degeneracy::{DegeneracyOptions, analyse};
@@ -112,7 +112,7 @@ fn place_at_centroids(
     out: &mut String,
 ) -> Result<ClassSet, CliError> {
     let labels = read_int_vector(labels_path, "annotation labels")?;
-    let va = npy_io::read_float_matrix(va_path, "an (N, 2)")?;
+    let va = readers::read_float_matrix(va_path, "an (N, 2)")?;
     if va.dim() != (labels.len(), 2) {
         return Err(CliError::input(
             va_path,

@@ -7,7 +7,7 @@ use ndarray::{Array1, Array2, Ix1, Ix2};
 use crate::args::EvalArgs;
 use crate::error::CliError;
 use crate::npy_io::{self, Elements};
-use crate::stats_cmd::read_int_vector;
+use crate::readers::{self, read_int_vector};
 
 use circot::metrics::{
     AbawEdition, AffectiveErrors, AuScore, ConfusionMatrix, MAX_METRIC_CLASSES, VaScore, abaw_au,
@@ -30,7 +30,7 @@ pub fn run(args: &EvalArgs) -> Result<(), CliError> {
     }
     let cost = match (&args.cost, args.preset) {
         (Some(path), _) => {
-            let values = npy_io::read_float_matrix(path, "a (K, K)")?;
+            let values = readers::read_float_matrix(path, "a (K, K)")?;
             let cost = CostMatrix::new(values.view())?;
             if cost.k() != k {
                 return Err(CliError::input(
@@ -117,7 +117,7 @@ fn read_predictions(args: &EvalArgs, truth: &Array1<i64>) -> Result<ConfusionMat
             let k = match (args.preset, &args.cost) {
                 (Some(p), _) => p.len(),
                 (None, Some(c)) => {
-                    let cost = npy_io::read_float_matrix(c, "a (K, K)")?;
+                    let cost = readers::read_float_matrix(c, "a (K, K)")?;
                     if cost.nrows() > MAX_METRIC_CLASSES {
                         return Err(CliError::input(
                             c,
@@ -298,15 +298,15 @@ struct Tracks {
 fn abaw_tracks(args: &EvalArgs, expr: Option<(AbawEdition, f64)>) -> Result<Tracks, CliError> {
     let va = match (&args.va_pred, &args.va_labels) {
         (Some(pred), Some(truth)) => {
-            let pred = npy_io::read_float_matrix(pred, "an (N, 2)")?;
-            let truth = npy_io::read_float_matrix(truth, "an (N, 2)")?;
+            let pred = readers::read_float_matrix(pred, "an (N, 2)")?;
+            let truth = readers::read_float_matrix(truth, "an (N, 2)")?;
             Some(abaw_va(pred.view(), truth.view())?)
         }
         _ => None,
     };
     let au = match (&args.au_pred, &args.au_labels) {
         (Some(pred), Some(truth)) => {
-            let pred = npy_io::read_float_matrix(pred, "an (N, 12)")?;
+            let pred = readers::read_float_matrix(pred, "an (N, 12)")?;
             let truth = read_int_matrix(truth)?;
             Some(abaw_au(pred.view(), truth.view(), 0.5)?)
         }

@@ -9,6 +9,7 @@ mod error;
 mod eval_cmd;
 mod npy_io;
 mod output_files;
+mod readers;
 mod solve_cmd;
 mod stats_cmd;
 

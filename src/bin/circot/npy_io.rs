@@ -5,7 +5,7 @@ use std::fmt;
 use std::io::Cursor;
 use std::path::Path;
 
-use ndarray::{Array1, Array2, ArrayD, Ix1, Ix2};
+use ndarray::ArrayD;
 use ndarray_npy::npy::header::Header;
 use ndarray_npy::{ReadNpyExt, WritableElement, WriteNpyExt};
 
@@ -292,54 +292,6 @@ fn parser_message(e: &impl fmt::Display) -> String {
         .split_whitespace()
         .collect::<Vec<_>>()
         .join(" ")
-}
-
-/// A float array of exactly two dimensions (the cost or the sources).
-pub fn read_float_matrix(path: &Path, expected: &str) -> Result<Array2<f64>, CliError> {
-    let npy = read(path)?;
-    let description = npy.describe();
-    match npy.elements {
-        Elements::Float(a) if a.ndim() == 2 => a
-            .into_dimensionality::<Ix2>()
-            .map_err(|e| CliError::input(path, e.to_string())),
-        _ => Err(CliError::input(
-            path,
-            format!("expected {expected} float array, got {description}"),
-        )),
-    }
-}
-
-/// What a target file holds.
-pub enum TargetData {
-    /// (B,) integer labels.
-    Labels(Array1<i64>),
-    /// (B, K) float distributions.
-    Distributions(Array2<f64>),
-}
-
-/// A target file: integer (B,) labels or float (B, K) distributions; anything else is an error.
-pub fn read_target(path: &Path) -> Result<TargetData, CliError> {
-    let npy = read(path)?;
-    let description = npy.describe();
-    let wrong = || {
-        CliError::input(
-            path,
-            format!(
-                "target must be (B,) integer labels or (B, K) float distributions, got {description}"
-            ),
-        )
-    };
-    match npy.elements {
-        Elements::Int(a) if a.ndim() == 1 => a
-            .into_dimensionality::<Ix1>()
-            .map(TargetData::Labels)
-            .map_err(|_| wrong()),
-        Elements::Float(a) if a.ndim() == 2 => a
-            .into_dimensionality::<Ix2>()
-            .map(TargetData::Distributions)
-            .map_err(|_| wrong()),
-        _ => Err(wrong()),
-    }
 }
 
 /// Encodes an array as `.npy` bytes, so that every output exists in memory before any is written.

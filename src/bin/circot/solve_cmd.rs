@@ -12,9 +12,9 @@ use ndarray::{Array, Array1, Array2, Dimension};
 
 use crate::args::{Dtype, SolveArgs};
 use crate::error::CliError;
-use crate::npy_io::{self, TargetData};
+use crate::npy_io;
 use crate::output_files::{self, Input};
-use crate::stats_cmd::read_float_vector;
+use crate::readers::{self, TargetData, read_float_vector};
 
 /// What was read from the input files.
 struct Inputs {
@@ -30,8 +30,8 @@ pub fn run(args: &SolveArgs) -> Result<(), CliError> {
     circot::set_fallback_notice(false);
     let inputs = Inputs {
         cost: read_cost(&args.cost)?,
-        source: npy_io::read_float_matrix(&args.source, "a (B, K)")?,
-        target: npy_io::read_target(&args.target)?,
+        source: readers::read_float_matrix(&args.source, "a (B, K)")?,
+        target: readers::read_target(&args.target)?,
         weights: match &args.weights {
             Some(path) => Some(read_float_vector(path, "weights")?),
             None => None,
@@ -106,7 +106,7 @@ fn check_weights(weights: &Array1<f64>, batch: usize, path: &Path) -> Result<(),
 
 /// Reads and validates the cost; its errors are prefixed with the file they come from.
 pub fn read_cost(path: &Path) -> Result<CostMatrix, CliError> {
-    let values = npy_io::read_float_matrix(path, "a (K, K)")?;
+    let values = readers::read_float_matrix(path, "a (K, K)")?;
     CostMatrix::new(values.view()).map_err(|e| CliError::input(path, e.to_string()))
 }
 

@@ -1,13 +1,8 @@
-//! `circot stats`: a paired test over seeds from two (n,) .npy files; also the binary's readers
-//! of one-dimensional inputs (shared by `eval` and `cost`).
-
-use std::path::Path;
-
-use ndarray::{Array1, Ix1};
+//! `circot stats`: a paired test over seeds from two (n,) .npy files.
 
 use crate::args::StatsArgs;
 use crate::error::CliError;
-use crate::npy_io::{self, Elements};
+use crate::readers::read_float_vector;
 
 use circot::stats::{PairedOptions, sign_flip, wilcoxon};
 
@@ -62,39 +57,4 @@ pub fn run(args: &StatsArgs) -> Result<(), CliError> {
         println!("method:    {}", result.method);
     }
     Ok(())
-}
-
-/// A one-dimensional numeric .npy file (float or integer), as f64.
-pub fn read_float_vector(path: &Path, what: &str) -> Result<Array1<f64>, CliError> {
-    let npy = npy_io::read(path)?;
-    let description = npy.describe();
-    let values = match npy.elements {
-        Elements::Float(a) if a.ndim() == 1 => a.into_dimensionality::<Ix1>().ok(),
-        Elements::Int(a) if a.ndim() == 1 => a
-            .into_dimensionality::<Ix1>()
-            .ok()
-            .map(|a| a.mapv(|v| v as f64)),
-        _ => None,
-    };
-    values.ok_or_else(|| {
-        CliError::input(
-            path,
-            format!("{what} must be a one-dimensional (n,) array, got {description}"),
-        )
-    })
-}
-
-/// A one-dimensional integer .npy file (class labels).
-pub fn read_int_vector(path: &Path, what: &str) -> Result<Array1<i64>, CliError> {
-    let npy = npy_io::read(path)?;
-    let description = npy.describe();
-    match npy.elements {
-        Elements::Int(a) if a.ndim() == 1 => a
-            .into_dimensionality::<Ix1>()
-            .map_err(|e| CliError::input(path, e.to_string())),
-        _ => Err(CliError::input(
-            path,
-            format!("{what} must be (N,) integers, got {description}"),
-        )),
-    }
 }

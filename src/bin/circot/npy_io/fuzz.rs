@@ -10,7 +10,8 @@ use ndarray::{ArrayD, IxDyn};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, FileFailurePersistence, RngAlgorithm, RngSeed, TestRunner};
 
-use super::{Elements, read, read_float_matrix, read_target};
+use super::{Elements, read};
+use crate::readers::{read_float_matrix, read_target};
 
 /// Descriptors as numpy writes them, and some the reader must refuse.
 const DESCRIPTORS: &[&str] = &[
