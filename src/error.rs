@@ -95,11 +95,12 @@ pub enum Error {
     ContextMismatch { what: &'static str },
 
     /// ε is finite and positive, but log2(e)/ε or max(C)·log2(e)/ε is not a finite normal number
-    /// of the type the solver computes in (f32 for f32, f16 and bf16 data; f64 for f64), or 1/ε is
-    /// below its smallest normal number: the scaled cost would overflow or flush to zero.
+    /// of the type the solver computes in (f32 for f32, f16 and bf16 data; f64 for f64), or 1/ε or
+    /// max C/ε is below its smallest normal number: the scaled cost would overflow, or flush to
+    /// zero (or keep only subnormal digits).
     #[error(
         "eps = {value:e} is outside the range {dtype} data (computed in {compute}) allows for this cost: \
-         log2(e)·max(1, max C)/eps must be a finite {compute} and eps at most 1/(smallest normal {compute}), \
+         log2(e)·max(1, max C)/eps must be a finite {compute} and eps at most min(1, max C)/(smallest normal {compute}), \
          so eps must lie in [{min:e}, {max:e}]"
     )]
     EpsRange {

@@ -49,9 +49,17 @@ pub(crate) fn weighted_lse<T: Real>(w: &[T], log_w: &[T], y: &[T]) -> T {
             .sum();
         return top + s.ln_1p();
     }
+    // Zero weights are left out here too: a weight that underflowed to 0 can keep a finite log
+    // (a logit 10³ below the row's maximum in f64), and counting it here but not in the near form,
+    // the marginal error or the zero-mass c-transform let a row the solvers treat as empty hold
+    // mass (0.18 of a column, once) in the g-update.
     let mut x = [zero; crate::cost::MAX_CLASSES];
-    for (j, (&lw, &yj)) in log_w.iter().zip(y).enumerate() {
-        x[j] = lw + yj;
+    for (j, ((&wj, &lw), &yj)) in w.iter().zip(log_w).zip(y).enumerate() {
+        x[j] = if wj > zero {
+            lw + yj
+        } else {
+            T::neg_infinity()
+        };
     }
     lse(&x[..y.len()])
 }
@@ -110,5 +118,20 @@ mod tests {
             weighted_lse(&[0.0, 1.0], &[f64::NEG_INFINITY, 0.0], &[5.0, -3.0]),
             -3.0
         );
+    }
+
+    #[test]
+    fn a_weight_that_underflowed_is_left_out_of_the_plain_form_too() {
+        // a = softmax(0, 0, −977) in f64: the last weight is 0, its log −977 is finite.
+        let (w, log_w) = (
+            [0.5_f64, 0.5, 0.0],
+            [-std::f64::consts::LN_2, -std::f64::consts::LN_2, -977.0],
+        );
+        let y = [0.0, -5.0, 2000.0];
+        let want = lse(&[log_w[0] + y[0], log_w[1] + y[1]]);
+        assert_eq!(weighted_lse(&w, &log_w, &y), want);
+        // +∞ beside a zero weight is no NaN.
+        let y = [0.0, -5.0, f64::INFINITY];
+        assert_eq!(weighted_lse(&w, &log_w, &y), want);
     }
 }

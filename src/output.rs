@@ -221,7 +221,7 @@ pub(crate) fn write_from_potentials<T: Real>(
         }
     }
     let v = &v[..k];
-    let mean_v = v.iter().copied().sum::<T>() / T::from_f64(k as f64);
+    let mean_v = mean(v);
     for (grad, &vi) in out.grad_source.iter_mut().zip(v) {
         *grad = vi - mean_v;
     }
@@ -235,7 +235,12 @@ pub(crate) fn write_from_potentials<T: Real>(
 
     // Potentials are defined up to (f + c, g − c); report the pair with mean(f) = mean(g).
     let kt = T::from_f64(k as f64);
-    let shift = (g.iter().copied().sum::<T>() - f.iter().copied().sum::<T>()) / (kt + kt);
+    let mut shift = (g.iter().copied().sum::<T>() - f.iter().copied().sum::<T>()) / (kt + kt);
+    if !shift.is_finite() {
+        // Potentials near the type's max: their sums overflow, their halved means do not.
+        let half = T::from_f64(0.5);
+        shift = mean(g) * half - mean(f) * half;
+    }
     for i in 0..k {
         out.f[i] = f[i] + shift;
         out.g[i] = g[i] - shift;
@@ -244,6 +249,17 @@ pub(crate) fn write_from_potentials<T: Real>(
     *out.transport_cost = transport_cost;
     *out.iterations = state.iterations;
     *out.marginal_error = state.marginal_error;
+}
+
+/// `Σ x / K`, or where the sum overflows (entries near the type's max) `Σ (x / K)`, which cannot.
+fn mean<T: Real>(x: &[T]) -> T {
+    let k = T::from_f64(x.len() as f64);
+    let plain = x.iter().copied().sum::<T>() / k;
+    if plain.is_finite() {
+        plain
+    } else {
+        x.iter().map(|&v| v / k).sum()
+    }
 }
 
 /// `H(x) = −Σ x log x`, with `0·log 0 = 0`.

@@ -3,7 +3,7 @@
 //! every other backend is tested against it.
 
 use crate::cast::cast_request;
-use crate::driver::{Iterate, solve_batch};
+use crate::driver::{Iterate, Tilted, solve_batch};
 use crate::lse::weighted_lse;
 use crate::problem::{Executed, Request, Solution};
 use crate::real::Real;
@@ -17,7 +17,13 @@ struct Literal {
 }
 
 impl Iterate<f64> for Literal {
-    fn iterate(&self, rows: &ProblemRows<f64>, f: &mut [f64], g: &mut [f64]) -> (u32, f64) {
+    fn iterate(
+        &self,
+        rows: &ProblemRows<f64>,
+        first: Option<&Tilted<f64>>,
+        f: &mut [f64],
+        g: &mut [f64],
+    ) -> (u32, f64) {
         let (k, eps, c) = (rows.k, self.eps, &self.cost);
         let (a, log_a, beta, log_beta) = (rows.a(), rows.log_a(), rows.beta(), rows.log_beta());
         // y_j = (g_j − C_ij)/ε, the exponents of the f-update (and alike for g); the weights
@@ -26,11 +32,16 @@ impl Iterate<f64> for Literal {
         let mut error = f64::INFINITY;
         let mut iterations = self.max_iters;
         for iteration in 1..=self.max_iters {
+            // A warm start enters as the first f-update's target weights (`Tilted`).
+            let (w, log_w) = match first {
+                Some(t) if iteration == 1 => (t.beta(), t.log_beta()),
+                _ => (beta, log_beta),
+            };
             for i in 0..k {
                 for j in 0..k {
                     y[j] = (g[j] - c[i * k + j]) / eps;
                 }
-                f[i] = -eps * weighted_lse(beta, log_beta, &y);
+                f[i] = -eps * weighted_lse(w, log_w, &y);
             }
             for j in 0..k {
                 for i in 0..k {

@@ -94,13 +94,22 @@ pub(crate) fn check_options(options: &SolveOptions) -> Result<()> {
 
 /// Checks that ε suits the arithmetic type `T::Compute` (f32 for f32, f16, bf16; f64 for f64):
 /// the kernels and the CPU fold `log2(e)/ε` into the cost, so `log2(e)·max(1, max C)/ε` must be
-/// finite and `1/ε` a normal number (`ε ≤ 2^126` in f32; `__fdividef` returns 0 beyond it, and
-/// flush-to-zero would make a subnormal scale 0, then 0·∞ = NaN).
+/// finite, `1/ε` a normal number (`ε ≤ 2^126` in f32; `__fdividef` returns 0 beyond it, and
+/// flush-to-zero would make a subnormal scale 0, then 0·∞ = NaN), and so must `max C/ε` be:
+/// the scaled cost is held to the absolute precision of the type's subnormals (flushed to zero
+/// on the GPU), which is `ε_mach·max C` exactly while `max C/ε` is normal (f32: max C = 9·10⁻³⁸
+/// with ε = 9·10⁷ had C/ε ≈ 10⁻⁴⁵, one subnormal, and a loss 30% off). So
+/// `ε ≤ min(1, max C)/(smallest normal)` (`1/(smallest normal)` for an all-zero cost).
 pub(crate) fn check_eps_range<T: Element>(eps: f64, max_cost: f64) -> Result<()> {
     let tiny = <T::Compute as num_traits::Float>::min_positive_value().as_f64();
     let huge = <T::Compute as num_traits::Float>::max_value().as_f64();
     let min = std::f64::consts::LOG2_E * max_cost.max(1.0) / huge;
-    let max = 1.0 / tiny;
+    let scale = if max_cost > 0.0 {
+        max_cost.min(1.0)
+    } else {
+        1.0
+    };
+    let max = scale / tiny;
     // Both bounds are computed in f64, where they are exact enough: huge and tiny are powers of
     // two (up to huge's last ulp), so only the rounding of one product and one quotient enters.
     if eps >= min && eps <= max {

@@ -96,3 +96,18 @@ fn eps_outside_the_f64_range_is_rejected_on_every_backend() {
     accepted::<f64>(1.0, 1e-300);
     accepted::<f64>(1.0, 1e-38);
 }
+
+#[test]
+fn eps_beyond_max_cost_over_the_smallest_normal_is_rejected() {
+    // f32 with max C = 9.2e-38 and ε = 8.6e7 (found by tests/fuzz_library.rs): the scaled cost
+    // C/ε ≈ 10⁻⁴⁵ was one subnormal, and the loss 30% off. ε ≤ min(1, max C)/(smallest normal).
+    let tiny = f32::MIN_POSITIVE as f64;
+    let max_cost = 9.169_109_675_870_167e-38;
+    rejected::<f32>(max_cost, 8.648_240_460_124_682e7, "f32");
+    rejected::<f32>(max_cost, 1.01 * max_cost / tiny, "f32");
+    accepted::<f32>(max_cost, 0.99 * max_cost / tiny);
+    rejected::<f64>(1e-300, 1e-300 / f64::MIN_POSITIVE * 1.01, "f64");
+    accepted::<f64>(1e-300, 1e-300 / f64::MIN_POSITIVE * 0.99);
+    // Costs of at least 1 keep the absolute bound, 1/(smallest normal).
+    accepted::<f32>(100.0, 0.99 / tiny);
+}

@@ -36,6 +36,7 @@
 // Loops index by class and by lane because that is the layout the vectoriser needs to see.
 #![allow(clippy::needless_range_loop)]
 use crate::cost::{CostMatrix, MAX_CLASSES};
+use crate::driver::warm_start_shift;
 use crate::problem::{SolveOptions, scaling_form};
 use crate::real::Real;
 use crate::rows::ProblemRows;
@@ -55,8 +56,12 @@ pub(super) struct Gibbs<T> {
     pub kernel: Vec<T>,
     /// Its transpose, so both products read rows.
     pub kernel_t: Vec<T>,
-    /// `K_ij·C_ij`, for `⟨P, C⟩`.
+    /// `K_ij·C_ij / 2^s`, for `⟨P, C⟩`: `2^s` is the power of two at or below max C, so that
+    /// the products with the column factors `β_j/t_j` (up to `e^{max C/ε}`) cannot overflow
+    /// where C is large (in f32 they did from max C ≈ 10¹⁶); the scaling is exact.
     pub kernel_cost: Vec<T>,
+    /// `2^s`.
+    pub cost_scale: T,
     /// The cost in the element type.
     pub cost: Vec<T>,
     pub eps: T,
@@ -72,12 +77,19 @@ impl<T: Real> Gibbs<T> {
             .collect();
         let kernel_t = (0..k * k).map(|n| kernel[(n % k) * k + n / k]).collect();
         let cost_t: Vec<T> = cost.to_vec();
-        let kernel_cost = kernel.iter().zip(&cost_t).map(|(&k, &c)| k * c).collect();
+        let scale = crate::scale::pow2_scale(cost.max());
+        let cost_scale = T::from_f64(scale);
+        let kernel_cost = kernel
+            .iter()
+            .zip(cost.view())
+            .map(|(&k, &c)| k * T::from_f64(c / scale))
+            .collect();
         Gibbs {
             k,
             kernel,
             kernel_t,
             kernel_cost,
+            cost_scale,
             cost: cost_t,
             eps: T::from_f64(options.eps),
             max_iters: options.max_iters,
@@ -97,7 +109,7 @@ impl<T: Real> Gibbs<T> {
                 .fold(T::zero(), |acc, (&kc, &p_j)| acc + kc * p_j);
             total = total + z_i * inner;
         }
-        total
+        total * self.cost_scale
     }
 
     /// The plan `P_ij = z_i·K_ij·p_j`, row-major.
@@ -293,16 +305,28 @@ impl<T: Real, const L: usize> LaneSolver<T, L> for Block<T, L> {
     /// [`prime`](Self::prime).
     fn load(&mut self, gibbs: &Gibbs<T>, lane: usize, rows: &ProblemRows<T>, init_g: Option<&[T]>) {
         let k = gibbs.k;
-        // From a warm start, g is defined up to a constant: shift it by its maximum before
-        // dividing by ε, so that β∘e^{(g − max g)/ε} ≤ β stays in range however large g/ε is
-        // (an octave count taken from max g/ε would overflow i32 or be infinite).
+        // From a warm start, g is defined up to a constant: shift it by its maximum over the
+        // target's support before dividing by ε, so that β∘e^{(g − top)/ε} ≤ β stays in range
+        // however large g/ε is (an octave count taken from max g/ε would overflow i32 or be
+        // infinite), then by the power of two nearest its sum e^L (`driver::warm_start_shift`;
+        // exact, and none for a constant start), which leaves an offset of at most ε·ln2/2.
         let mut scaled = [T::zero(); MAX_CLASSES];
         match init_g {
             None => scaled[..k].copy_from_slice(rows.beta()),
             Some(g) => {
-                let top = g.iter().fold(T::neg_infinity(), |m, &x| m.max(x));
+                let (top, log_mass) = warm_start_shift(g, rows.beta(), rows.log_beta(), gibbs.eps);
+                let octaves = (log_mass * T::from_f64(std::f64::consts::LOG2_E))
+                    .round()
+                    .as_f64() as i32;
+                // 2^{−n} in two factors: n reaches −1074 (f64) or −149 (f32).
+                let (up, rest) = (
+                    pow2::<T>(-octaves / 2),
+                    pow2::<T>(-octaves - (-octaves / 2)),
+                );
                 for j in 0..k {
-                    scaled[j] = rows.beta[j] * ((g[j] - top) / gibbs.eps).exp();
+                    if rows.beta[j] > T::zero() {
+                        scaled[j] = rows.beta[j] * ((g[j] - top) / gibbs.eps).exp() * up * rest;
+                    }
                 }
             }
         }

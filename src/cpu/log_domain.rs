@@ -7,7 +7,7 @@
 //! following iteration needs anyway. `expm1` keeps that difference accurate near convergence.
 
 use crate::cost::MAX_CLASSES;
-use crate::driver::{Iterate, solve_batch};
+use crate::driver::{Iterate, Tilted, solve_batch};
 use crate::lse::weighted_lse;
 use crate::problem::{Executed, Request, Solution};
 use crate::real::Real;
@@ -49,7 +49,13 @@ impl<T: Real> Scaled<T> {
 }
 
 impl<T: Real> Iterate<T> for Scaled<T> {
-    fn iterate(&self, rows: &ProblemRows<T>, f: &mut [T], g: &mut [T]) -> (u32, T) {
+    fn iterate(
+        &self,
+        rows: &ProblemRows<T>,
+        first: Option<&Tilted<T>>,
+        f: &mut [T],
+        g: &mut [T],
+    ) -> (u32, T) {
         let k = rows.k;
         let (a, log_a, beta, log_beta) = (rows.a(), rows.log_a(), rows.beta(), rows.log_beta());
         let zero = T::zero();
@@ -62,7 +68,10 @@ impl<T: Real> Iterate<T> for Scaled<T> {
         for j in 0..k {
             v[j] = g[j] / self.eps;
         }
-        self.f_update(beta, log_beta, v, u);
+        match first {
+            Some(t) => self.f_update(t.beta(), t.log_beta(), v, u),
+            None => self.f_update(beta, log_beta, v, u),
+        }
         let mut iteration = 1;
         let error = loop {
             self.g_update(a, log_a, u, v);

@@ -30,6 +30,7 @@
 use super::gibbs::{Gibbs, Lanes, exponent, lanewise, pow2, product};
 use super::lanes::LaneSolver;
 use crate::cost::MAX_CLASSES;
+use crate::driver::warm_start_shift;
 use crate::real::Real;
 use crate::rows::ProblemRows;
 
@@ -277,10 +278,14 @@ impl<T: Real, const L: usize> LaneSolver<T, L> for RelaxedBlock<T, L> {
         /// log2 units below which every weight 2^ν underflows, in f32 and f64 alike.
         const WARM_START_FLOOR: f64 = 4096.0;
         let to_log2 = T::from_f64(LOG2_E);
-        // g is defined up to a constant: shifted by its maximum, g/ε cannot overflow.
-        let top = init_g.map_or(T::zero(), |g| {
-            g.iter().fold(T::neg_infinity(), |m, &x| m.max(x))
+        // g is defined up to a constant: shifted by its maximum over the target's support, g/ε
+        // cannot overflow there; then by L, which makes Σ β·2^ν = 1 (`driver::warm_start_shift`;
+        // 0 for a constant start). Outside the support ν starts at 0 (it has no weight, and
+        // shifted by that maximum it could be +∞: ∞ − ∞ in the relaxation).
+        let (top, log_mass) = init_g.map_or((T::zero(), T::zero()), |g| {
+            warm_start_shift(g, rows.beta(), rows.log_beta(), gibbs.eps)
         });
+        let octaves = log_mass * to_log2;
         for i in 0..gibbs.k {
             self.a[i][l] = rows.a[i];
             self.beta[i][l] = rows.beta[i];
@@ -289,9 +294,12 @@ impl<T: Real, const L: usize> LaneSolver<T, L> for RelaxedBlock<T, L> {
             self.mu[i][l] = T::zero();
             // Clamped where 2^ν is 0 anyway (below every subnormal): an overflow to −∞ would
             // meet the relaxation's (1 − ω)·ν as ∞ − ∞ = NaN.
-            self.nu[i][l] = init_g.map_or(T::zero(), |g| {
-                ((g[i] - top) / gibbs.eps * to_log2).max(T::from_f64(-WARM_START_FLOOR))
-            });
+            self.nu[i][l] = match init_g {
+                Some(g) if rows.beta[i] > T::zero() => ((g[i] - top) / gibbs.eps * to_log2
+                    - octaves)
+                    .max(T::from_f64(-WARM_START_FLOOR)),
+                _ => T::zero(),
+            };
         }
         self.omega[l] = T::one();
         self.phase[l] = Phase::WarmUp;
