@@ -238,9 +238,8 @@ def test_abaw_va_au_and_multi_task() -> None:
         evaluate(y, y, va_pred=va_pred)
     with pytest.raises(ValueError, match=r"AU predictions has shape \(4, 11\), expected \(4, 12\)"):
         metrics.abaw_au(au_pred[:, :11], au_true)
-    # (Truth of the wrong width is refused too, though the crate's message then names the
-    # predictions' own shape as the expected one.)
-    with pytest.raises(ValueError, match=r"AU predictions has shape"):
+    # Truth of the wrong width is the truth's error, never "expected" the shape it has.
+    with pytest.raises(ValueError, match=r"AU truth has shape \(4, 11\), expected \(4, 12\)"):
         metrics.abaw_au(au_pred, au_true[:, :11])
     with pytest.raises(ValueError, match=r"label 2 of problem 0 is not below K = 2"):
         metrics.abaw_au(au_pred, np.full((4, 12), 2))
