@@ -745,7 +745,9 @@ CIRCOT_UNROLL
         // The first f-update's input, lb + g0 in log2 units (g0 = 0 or the warm start). g0 is
         // defined up to a constant: shift it by its maximum first, so that g0·log2(e)/eps can neither
         // overflow nor reach 2^31, where the float-to-int conversion of the Gibbs loop's octave
-        // saturates on the GPU (and gives INT_MIN on x86).
+        // saturates on the GPU (and gives INT_MIN on x86). The maximum is over the target's support
+        // (lb > -inf): a zero-mass class takes no part in the f-update, and a start far above the
+        // others there would push every supported class's start to -inf (then inf - inf).
         // v0: g0 in log2 units scaled by 1/eps; start = lb + v0, the Gibbs loop's form of it.
         float v0[S], start[S];
 CIRCOT_UNROLL
@@ -758,13 +760,16 @@ CIRCOT_UNROLL
             const float to_units = __fdividef(kLog2e, p.eps);
             float g0[S];
 CIRCOT_UNROLL
-            for (int s = 0; s < S; ++s) g0[s] = t.valid(s) ? load<T>(p.init_g, b * K + t.cls(s)) : -inf();
+            for (int s = 0; s < S; ++s) {
+                const bool support = t.valid(s) && lb[s] > -inf();
+                g0[s] = support ? load<T>(p.init_g, b * K + t.cls(s)) : -inf();
+            }
             float top = g0[0];
 CIRCOT_UNROLL
             for (int s = 1; s < S; ++s) top = fmaxf(top, g0[s]);
             top = t.max(top);
 CIRCOT_UNROLL
-            for (int s = 0; s < S; ++s) v0[s] = t.valid(s) ? (g0[s] - top) * to_units : 0.f;
+            for (int s = 0; s < S; ++s) v0[s] = g0[s] > -inf() ? (g0[s] - top) * to_units : 0.f;
         }
 CIRCOT_UNROLL
         for (int s = 0; s < S; ++s) start[s] = lb[s] + v0[s];

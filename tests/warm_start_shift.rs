@@ -116,3 +116,68 @@ fn huge_constant_warm_start_is_the_cold_start_on_the_cpu() {
         }
     }
 }
+
+/// A warm start whose largest entry sits on a class the target gives no mass: that class takes
+/// no part in the f-update, so the start must be shifted by its maximum over the target's
+/// support. Shifted by the overall maximum, every supported class's start fell to −∞ (f32) and
+/// the first f-update was ∞ − ∞ (found by `tests/fuzz_library.rs` on the CPU).
+fn zero_mass_maximum<T: Real>(backend: Backend, k: usize, eps: f64, acceleration: Acceleration) {
+    common::emulator();
+    let batch = 17;
+    let cost = CostMatrix::new(asymmetric_cost(k, 3).view()).unwrap();
+    let a = distributions(batch, k, 5).mapv(T::from_f64);
+    let mut beta = distributions(batch, k, 6);
+    for (b, mut row) in beta.rows_mut().into_iter().enumerate() {
+        row[b % k] = 0.0;
+        let sum = row.sum();
+        row.mapv_inplace(|x| x / sum);
+    }
+    let beta = beta.mapv(T::from_f64);
+    let options = SolveOptions::new(eps)
+        .max_iters(5000)
+        .acceleration(acceleration);
+    let run = |g0: Option<&Array2<T>>| {
+        solve_warm(
+            &cost,
+            Source::Probabilities(a.view()),
+            Target::Distributions(beta.view()),
+            &options,
+            backend,
+            g0.map(|g| g.view()),
+        )
+        .unwrap_or_else(|e| panic!("{backend:?}: {e}"))
+        .cast::<f64>()
+    };
+    let cold = run(None);
+    let mut g0 = Array2::from_elem((batch, k), T::from_f64(0.0));
+    for b in 0..batch {
+        g0[[b, b % k]] = T::from_f64(0.9 * T::max_value().as_f64());
+    }
+    let warm = run(Some(&g0));
+    let what = format!("{backend:?} {} K={k} eps={eps} {acceleration:?}", T::NAME);
+    assert!(
+        warm.loss.iter().all(|x| x.is_finite()),
+        "{what}: {:?}",
+        warm.loss
+    );
+    // A zero start elsewhere is the cold start on the support: the same iterations and bits
+    // up to the tolerance.
+    let tol = 16.0 * unit(k, cost.max(), eps, T::EPSILON) * cost.max();
+    assert_eq!(warm.iterations, cold.iterations, "{what}: iterations");
+    let d = max_abs_diff(&warm.loss, &cold.loss);
+    assert!(d <= tol, "{what}: loss max|Δ| {d:e} > {tol:e}");
+}
+
+#[test]
+fn a_warm_start_whose_maximum_has_no_target_mass_is_the_cold_start_everywhere() {
+    for k in [7, 8, 5] {
+        for eps in [0.1, 0.01] {
+            zero_mass_maximum::<f32>(Backend::Emulated, k, eps, Acceleration::None);
+            for acceleration in [Acceleration::None, Acceleration::OverRelaxation] {
+                zero_mass_maximum::<f32>(Backend::Cpu, k, eps, acceleration);
+                zero_mass_maximum::<f64>(Backend::Cpu, k, eps, acceleration);
+            }
+            zero_mass_maximum::<f64>(Backend::Reference, k, eps, Acceleration::None);
+        }
+    }
+}
