@@ -114,10 +114,7 @@ pub enum Error {
     /// A result of finite inputs is not finite in the element type: it overflows it (the
     /// entropy convention's loss grows with ε; potentials grow with ε·|log a|), or the arithmetic
     /// lost it. `value` is the result as computed, before rounding to the element type.
-    #[error(
-        "the solution's {what}{index} = {value:e} cannot be represented in {dtype}; a smaller \
-         eps or a wider dtype holds it"
-    )]
+    #[error("{}", output_range_message(what, index, *value, dtype))]
     OutputRange {
         what: &'static str,
         /// `[b]` or `[b, i]` (`[b, i, j]` for the plan).
@@ -299,3 +296,64 @@ fn tuple(shape: &[usize]) -> String {
 
 /// Shorthand for results of this crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// `OutputRange`'s message says what happened to the value: beyond the element type (finite in
+/// the arithmetic), beyond the arithmetic type itself, or lost (NaN) on the way.
+fn output_range_message(what: &str, index: &str, value: f64, dtype: &str) -> String {
+    let name = format!("the solution's {what}{index}");
+    if value.is_nan() {
+        format!(
+            "{name} came out NaN from finite inputs: the arithmetic lost it; a wider dtype or a \
+             different eps may hold it"
+        )
+    } else if value.is_infinite() {
+        format!(
+            "{name} = {value} overflowed the arithmetic before rounding to {dtype}; a smaller eps \
+             or a wider dtype holds it"
+        )
+    } else {
+        format!(
+            "{name} = {value:e} cannot be represented in {dtype}; a smaller eps or a wider dtype \
+             holds it"
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Error;
+
+    fn message(value: f64) -> String {
+        let index = "[3]".to_string();
+        let (what, dtype) = ("loss", "f16");
+        Error::OutputRange {
+            what,
+            index,
+            value,
+            dtype,
+        }
+        .to_string()
+    }
+
+    #[test]
+    fn an_output_range_message_says_what_happened_to_the_value() {
+        let beyond = message(-7.5e5);
+        assert!(
+            beyond.contains("loss[3] = -7.5e5 cannot be represented in f16"),
+            "{beyond}"
+        );
+        let overflowed = message(f64::NEG_INFINITY);
+        assert!(
+            overflowed.contains("= -inf overflowed the arithmetic"),
+            "{overflowed}"
+        );
+        let lost = message(f64::NAN);
+        assert!(
+            lost.contains("loss[3] came out NaN") && !lost.contains("= NaN"),
+            "{lost}"
+        );
+        for m in [beyond, overflowed, lost] {
+            assert!(!m.contains('\n'), "{m}");
+        }
+    }
+}
