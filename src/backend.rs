@@ -6,12 +6,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use ndarray::ArrayView2;
 
-use crate::cast::cast_request;
 use crate::cost::CostMatrix;
-use crate::cuda::KernelElement;
-use crate::error::Result;
+use crate::element::Element;
+use crate::error::{Error, Result};
 use crate::problem::{Request, Solution, SolveOptions, Source, Target};
-use crate::real::{Element, Real};
 use crate::validate::{check_request, check_solution_fits};
 use crate::{cpu, cuda, reference};
 
@@ -122,63 +120,54 @@ pub fn solve_warm<E: Element>(
         init_g: init_g.map(|g| g.reborrow()),
     };
     check_request(&request)?;
-    let solution = E::solve_request(request, backend)?;
-    check_solution_fits::<E, E>(&solution)?;
-    Ok(solution)
-}
-
-/// f32 and f64: computed in their own type on the CPU.
-pub(crate) fn solve_real<T: Real>(
-    request: Request<'_, T>,
-    backend: Backend,
-) -> Result<Solution<T>> {
-    match backend {
-        Backend::Reference => Ok(reference::solve(&request)),
-        Backend::Cpu => Ok(cpu::solve(&request)),
-        Backend::Cuda => T::solve_on_cuda(request),
-        Backend::Emulated => T::solve_emulated(request),
-        Backend::Auto => match cuda::availability() {
-            Ok(()) if T::NAME == "f32" => T::solve_on_cuda(request),
-            Ok(()) => Ok(cpu::solve(&request)),
-            Err(why) => {
-                fall_back(why);
-                Ok(cpu::solve(&request))
-            }
-        },
-    }
-}
-
-/// f16 and bf16: the kernels read them directly; the CPU computes in f32 and rounds the results.
-pub(crate) fn solve_half<E: Element + KernelElement>(
-    request: Request<'_, E>,
-    backend: Backend,
-) -> Result<Solution<E>> {
-    // Checked before rounding, so an error reports the value that did not fit.
-    let on_cpu = |request: &Request<'_, E>| {
-        let wide = cpu::solve(&cast_request::<E, f32>(request).request());
-        check_solution_fits::<f32, E>(&wide).map(|()| wide.cast::<E>())
-    };
-    match backend {
-        Backend::Reference => {
-            let wide = reference::solve(&cast_request::<E, f64>(&request).request());
-            check_solution_fits::<f64, E>(&wide)?;
-            Ok(wide.cast::<E>())
-        }
+    let solution = match backend {
+        Backend::Reference => fitted::<f64, E>(reference::solve(&request)),
         Backend::Cpu => on_cpu(&request),
-        Backend::Cuda => solve_on_cuda(request),
-        Backend::Emulated => cuda::emulated::solve(request),
+        Backend::Cuda => on_kernels::<E>().and_then(|()| on_cuda(request)),
+        Backend::Emulated => on_kernels::<E>().and_then(|()| cuda::emulated::solve(request)),
         Backend::Auto => match cuda::availability() {
-            Ok(()) => solve_on_cuda(request),
+            Ok(()) if E::DTYPE.on_kernels() => on_cuda(request),
+            Ok(()) => on_cpu(&request),
             Err(why) => {
                 fall_back(why);
                 on_cpu(&request)
             }
         },
+    }?;
+    // The kernels round on the device: their outputs are checked in E itself.
+    check_solution_fits::<E, E>(&solution)?;
+    Ok(solution)
+}
+
+/// The CPU computes in `E::Compute` (f32 for the half types), reading `E` as it loads each
+/// problem.
+fn on_cpu<E: Element>(request: &Request<'_, E>) -> Result<Solution<E>> {
+    fitted::<E::Compute, E>(cpu::solve(request))
+}
+
+/// A result computed in `T`, checked to fit `E` before rounding (so that an error reports the
+/// value as computed), then rounded, or moved as it is when `T` is `E`.
+fn fitted<T: Element, E: Element>(wide: Solution<T>) -> Result<Solution<E>> {
+    check_solution_fits::<T, E>(&wide)?;
+    Ok(wide.into_element::<E>())
+}
+
+/// `Ok` when the kernels take `E` (f32, f16, bf16).
+fn on_kernels<E: Element>() -> Result<()> {
+    if E::DTYPE.on_kernels() {
+        Ok(())
+    } else {
+        Err(Error::BackendUnavailable {
+            backend: "cuda",
+            reason: "the kernels compute in f32 and take f32, f16 or bf16 data; \
+                     f64 batches run on the cpu or reference backend"
+                .into(),
+        })
     }
 }
 
 /// Runs a validated request on the CUDA kernels, or says why it cannot.
-pub(crate) fn solve_on_cuda<E: KernelElement>(request: Request<'_, E>) -> Result<Solution<E>> {
+fn on_cuda<E: Element>(request: Request<'_, E>) -> Result<Solution<E>> {
     #[cfg(feature = "cuda")]
     {
         cuda::solve_validated(request)

@@ -4,8 +4,8 @@
 use ndarray::{Array1, Array2, ArrayView1, ArrayView2};
 
 use crate::cost::CostMatrix;
+use crate::element::{Element, same_type};
 use crate::problem::{Request, Solution, SolveOptions, Source, Target};
-use crate::real::Element;
 
 /// A request's arrays converted to another element type (labels are borrowed as they are).
 pub(crate) struct CastRequest<'a, U> {
@@ -64,6 +64,12 @@ impl<U: Element> CastRequest<'_, U> {
 }
 
 impl<T: Element> Solution<T> {
+    /// The same solution in element type `U`: moved as it is when `U` is `T`, else rounded to
+    /// nearest.
+    pub(crate) fn into_element<U: Element>(self) -> Solution<U> {
+        same_type::<Solution<T>, Solution<U>>(self).unwrap_or_else(|s| s.cast())
+    }
+
     /// The same solution in another element type (rounded to nearest).
     pub fn cast<U: Element>(&self) -> Solution<U> {
         let c1 = |a: &Array1<T>| a.mapv(|x| U::from_f64(x.as_f64()));

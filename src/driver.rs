@@ -4,12 +4,12 @@
 use rayon::prelude::*;
 
 use crate::cost::MAX_CLASSES;
+use crate::element::{Element, Real};
 use crate::lse::weighted_lse;
 use crate::onehot::one_hot_potentials;
 use crate::output::{Converged, Outputs, finish};
-use crate::problem::{Executed, Request, Solution, Target};
-use crate::real::Real;
-use crate::rows::ProblemRows;
+use crate::problem::{Executed, Request, Solution};
+use crate::rows::{ProblemRows, RowReader};
 
 /// Problems per parallel task: large enough to amortise scheduling, small enough to balance.
 const CHUNK: usize = 256;
@@ -106,8 +106,8 @@ pub(crate) trait Iterate<T: Real>: Sync {
 
 /// Solves every problem of a validated request, in parallel when asked. The result for a
 /// problem depends only on that problem, so it is bit-identical whatever the thread count.
-pub(crate) fn solve_batch<T: Real, S: Iterate<T>>(
-    request: &Request<'_, T>,
+pub(crate) fn solve_batch<T: Real, E: Element<Compute = T>, S: Iterate<T>>(
+    request: &Request<'_, E>,
     solver: &S,
     parallel: bool,
     executed: Executed,
@@ -124,21 +124,24 @@ pub(crate) fn solve_batch<T: Real, S: Iterate<T>>(
     let cost_t: Vec<T> = cost.to_vec();
     let eps = T::from_f64(options.eps);
     let mut outputs = Outputs::new(batch, k, source.is_logits(), options.plan);
+    let reader = RowReader::new(source, target, k);
     let run_chunk = |mut chunk: crate::output::Chunk<'_, T>| {
         let mut f = [T::zero(); MAX_CLASSES];
         let mut g = [T::zero(); MAX_CLASSES];
+        let mut rows = ProblemRows::empty(k);
         for i in 0..chunk.len() {
             let b = chunk.start + i;
-            if let Target::Labels { labels, .. } = target
-                && labels[b] < 0
-            {
+            if reader.ignored(b) {
                 continue; // ignored: outputs stay zero, 0 iterations (as in the kernels)
             }
-            let rows = ProblemRows::load(source, target, b, k);
+            reader.read(b, &mut rows);
             // Cold or warm, the iteration starts from g = 0; a warm start tilts the first
             // f-update's target weights instead (`Tilted`).
             g[..k].fill(T::zero());
-            let tilted = init_g.map(|init| Tilted::new(&init.row(b).to_vec(), &rows, eps));
+            let tilted = init_g.map(|init| {
+                let g0: Vec<T> = init.row(b).iter().map(|x| x.to_compute()).collect();
+                Tilted::new(&g0, &rows, eps)
+            });
             let (iterations, marginal_error) = match rows.one_hot {
                 Some(y) => {
                     one_hot_potentials(
@@ -176,5 +179,5 @@ pub(crate) fn solve_batch<T: Real, S: Iterate<T>>(
     } else {
         chunks.into_iter().for_each(run_chunk);
     }
-    outputs.into_solution(executed, options.effective_tol::<T>(k, cost.max()))
+    outputs.into_solution(executed, options.effective_tol::<E>(k, cost.max()))
 }

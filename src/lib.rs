@@ -41,13 +41,14 @@ pub mod cost;
 mod cpu;
 pub mod cuda;
 mod driver;
+mod element;
 mod error;
 pub mod loss;
 mod lse;
 mod onehot;
 mod output;
 mod problem;
-mod real;
+
 mod reference;
 mod rows;
 mod scale;
@@ -62,10 +63,10 @@ pub mod stats;
 pub use affect::Preset;
 pub use backend::{Backend, fallback_notice, set_fallback_notice, solve, solve_warm};
 pub use cost::{CostKind, CostMatrix, MAX_CLASSES, MIN_CLASSES};
+pub use element::{Dtype, Element, Real};
 pub use error::{Error, Operand, Result};
 pub use problem::{
     Acceleration, Convention, DEFAULT_MAX_ITERS, DEFAULT_TOL, Executed, MAX_PRECISION_FLOOR,
     Solution, SolveOptions, Source, Target,
 };
-pub use real::{Element, Real};
 pub use validate::row_sum_tolerance;

@@ -37,9 +37,9 @@ pub use divergence::SelfTerms;
 
 use crate::backend::{Backend, solve_warm};
 use crate::cost::CostMatrix;
+use crate::element::Element;
 use crate::error::{Error, Result};
 use crate::problem::{Convention, Executed, SolveOptions, Source, Target};
-use crate::real::Element;
 
 /// How per-problem losses are combined into the value `forward` reports.
 ///

@@ -1,6 +1,6 @@
 //! Log-sum-exp, the one reduction every Sinkhorn update is made of.
 
-use crate::real::Real;
+use crate::element::Real;
 
 /// `log Σ exp(x)`, stable: the maximum is subtracted before exponentiating, and an all-`−∞` input
 /// gives `−∞` instead of the NaN of `−∞ − (−∞)` (a zero-mass target row would otherwise poison it).

@@ -6,8 +6,8 @@
 //! `g_j = −ε·LSE_i(log a_i + (C_iy − C_ij)/ε)`. Rows are then exact (`P_iy = a_i`), so the
 //! marginal error is 0 and further iterations change nothing.
 
+use crate::element::Real;
 use crate::lse::weighted_lse;
-use crate::real::Real;
 
 /// Writes the converged potentials of the one-hot problem with label `y`.
 pub(crate) fn one_hot_potentials<T: Real>(

@@ -3,8 +3,8 @@
 
 use ndarray::{Array1, Array2, Array3};
 
+use crate::element::{Element, Real};
 use crate::problem::{Convention, Executed, Solution};
-use crate::real::{Element, Real};
 use crate::rows::ProblemRows;
 
 /// Output buffers for a whole batch, row-major: filled problem by problem on the CPU, or

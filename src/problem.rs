@@ -3,7 +3,7 @@
 use ndarray::{Array1, Array2, Array3, ArrayView1, ArrayView2};
 
 use crate::cost::CostMatrix;
-use crate::real::Element;
+use crate::element::{Dtype, Element};
 
 /// A batch of source distributions `a`, one row per problem (B × K).
 #[derive(Debug, Clone, Copy)]
@@ -150,7 +150,7 @@ pub const DEFAULT_TOL: f64 = 3e-7;
 /// `C`: 50 in f32, 500 in f64 (the CPU lanes and, in f32, the kernels); beyond it, in the
 /// log-domain (potential) form.
 pub(crate) fn gibbs_bound<C: Element>() -> f64 {
-    if C::EPSILON > 1e-10 { 50.0 } else { 500.0 }
+    if C::DTYPE == Dtype::F64 { 500.0 } else { 50.0 }
 }
 
 /// `max C/ε` below which the solvers leave the scaling form for the log-domain one: the scaling
@@ -274,11 +274,9 @@ pub(crate) fn precision_floor<T: Element>(eps: f64, k: usize, max_cost: f64) -> 
     k as f64 * (max_cost / eps) * <T::Compute as Element>::EPSILON
 }
 
-/// One validated request as the backends receive it. Public only so that the element-type
-/// dispatch can name it; not part of the API.
-#[doc(hidden)]
+/// One validated request as the backends receive it.
 #[derive(Debug, Clone, Copy)]
-pub struct Request<'a, T> {
+pub(crate) struct Request<'a, T> {
     pub(crate) cost: &'a CostMatrix,
     pub(crate) source: Source<'a, T>,
     pub(crate) target: Target<'a, T>,

@@ -4,9 +4,9 @@
 
 use crate::cast::cast_request;
 use crate::driver::{Iterate, Tilted, solve_batch};
+use crate::element::Element;
 use crate::lse::weighted_lse;
 use crate::problem::{Executed, Request, Solution};
-use crate::real::Real;
 use crate::rows::ProblemRows;
 
 struct Literal {
@@ -74,20 +74,19 @@ impl Iterate<f64> for Literal {
     }
 }
 
-/// Solves a validated request in f64 and returns the outputs in `T`, with the stopping
-/// tolerance of a solve in `T`.
-pub(crate) fn solve<T: Real>(request: &Request<'_, T>) -> Solution<T> {
+/// Solves a validated request in f64, with the stopping tolerance of a solve in `E`; the
+/// caller rounds the outputs to `E`.
+pub(crate) fn solve<E: Element>(request: &Request<'_, E>) -> Solution<f64> {
     let (cost, options) = (request.cost, request.options);
-    let tol = options.effective_tol::<T>(cost.k(), cost.max());
+    let tol = options.effective_tol::<E>(cost.k(), cost.max());
     let literal = Literal {
         cost: cost.to_vec(),
         eps: options.eps,
         max_iters: options.max_iters,
         tol,
     };
-    let wide = cast_request::<T, f64>(request);
-    let mut solution =
-        solve_batch(&wide.request(), &literal, false, Executed::Reference).cast::<T>();
+    let wide = cast_request::<E, f64>(request);
+    let mut solution = solve_batch(&wide.request(), &literal, false, Executed::Reference);
     solution.tol = tol;
     solution
 }

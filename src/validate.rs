@@ -4,12 +4,12 @@
 use ndarray::ArrayView2;
 
 use crate::cost::check_class_count;
+use crate::element::Element;
 use crate::error::{Error, Operand, Result};
 use crate::problem::{
     Convention, MAX_PRECISION_FLOOR, Request, Solution, SolveOptions, Source, Target,
     precision_floor,
 };
-use crate::real::Element;
 
 /// How far a probability row's sum may be from 1: `max(1e-5, K·ε_mach(T))`. Rows are
 /// renormalised after this check, so it only has to catch real mistakes (unnormalised rows, the

@@ -37,8 +37,8 @@
 #![allow(clippy::needless_range_loop)]
 use crate::cost::{CostMatrix, MAX_CLASSES};
 use crate::driver::warm_start_shift;
+use crate::element::{Dtype, Real};
 use crate::problem::{SolveOptions, scaling_form};
-use crate::real::Real;
 use crate::rows::ProblemRows;
 
 use super::lanes::LaneSolver;
@@ -140,7 +140,7 @@ pub(super) fn lanewise<X: Copy + Default, const L: usize>(f: impl Fn(usize) -> X
 /// `⌊log2 x⌋` for a positive normal `x`, from its exponent bits.
 #[inline(always)]
 pub(super) fn exponent<T: Real>(x: T) -> i32 {
-    if size_of::<T>() == 4 {
+    if T::DTYPE == Dtype::F32 {
         ((bytemuck::cast::<T, u32>(x) >> 23) & 0xff) as i32 - 127
     } else {
         ((bytemuck::cast::<T, u64>(x) >> 52) & 0x7ff) as i32 - 1023
@@ -150,7 +150,7 @@ pub(super) fn exponent<T: Real>(x: T) -> i32 {
 /// `2^e`, exactly (the callers keep `e` well inside the normal range of `T`).
 #[inline(always)]
 pub(super) fn pow2<T: Real>(e: i32) -> T {
-    if size_of::<T>() == 4 {
+    if T::DTYPE == Dtype::F32 {
         bytemuck::cast::<u32, T>(((e + 127) as u32) << 23)
     } else {
         bytemuck::cast::<u64, T>(((e + 1023) as u64) << 52)

@@ -8,18 +8,18 @@ use super::gibbs::{Block, Gibbs};
 use super::relaxed::RelaxedBlock;
 use super::simd;
 use crate::cost::MAX_CLASSES;
+use crate::element::{Element, Real};
 use crate::onehot::one_hot_potentials;
 use crate::output::{Chunk, Converged, Outputs, ProblemOut, finish, write_from_potentials};
-use crate::problem::{Acceleration, Executed, Request, Solution, Target};
-use crate::real::Real;
-use crate::rows::{ProblemRows, read_source};
+use crate::problem::{Acceleration, Convention, Executed, Request, Solution};
+use crate::rows::{ProblemRows, RowReader};
 
 /// Problems per parallel task. Results do not depend on it (lanes are independent); large enough
 /// that the lanes are refilled many times per task, small enough to balance two cores.
 const CHUNK: usize = 1024;
 
 /// Solves a validated request whose `max C/ε` passed [`super::gibbs::applies`].
-pub(super) fn solve<T: Real>(request: &Request<'_, T>) -> Solution<T> {
+pub(super) fn solve<T: Real, E: Element<Compute = T>>(request: &Request<'_, E>) -> Solution<T> {
     let (cost, options) = (request.cost, request.options);
     let gibbs = Gibbs::<T>::new(cost, options);
     let batch = request.source.view().nrows();
@@ -27,14 +27,14 @@ pub(super) fn solve<T: Real>(request: &Request<'_, T>) -> Solution<T> {
     let relaxed = options.acceleration == Acceleration::OverRelaxation;
     outputs.chunks(CHUNK).into_par_iter().for_each(|chunk| {
         if relaxed {
-            simd::run_chunk::<T, Relaxed>(request, &gibbs, chunk)
+            simd::run_chunk::<T, E, Relaxed>(request, &gibbs, chunk)
         } else {
-            simd::run_chunk::<T, Plain>(request, &gibbs, chunk)
+            simd::run_chunk::<T, E, Plain>(request, &gibbs, chunk)
         }
     });
     outputs.into_solution(
         Executed::Cpu,
-        options.effective_tol::<T>(cost.k(), cost.max()),
+        options.effective_tol::<E>(cost.k(), cost.max()),
     )
 }
 
@@ -78,27 +78,31 @@ impl Method for Relaxed {
 /// Solves one chunk with `L` lanes. `#[inline(always)]` so that [`simd`]'s wrappers compile it
 /// (and the block's loops) for their instruction sets.
 #[inline(always)]
-pub(super) fn run_chunk<T: Real, M: Method, const L: usize>(
-    request: &Request<'_, T>,
+pub(super) fn run_chunk<T: Real, E: Element<Compute = T>, M: Method, const L: usize>(
+    request: &Request<'_, E>,
     gibbs: &Gibbs<T>,
     mut chunk: Chunk<'_, T>,
 ) {
     let mut block = M::Block::<T, L>::new(gibbs.k);
-    let reader = Reader::new(request, gibbs.k);
+    let reader = RowReader::new(&request.source, &request.target, gibbs.k);
     // Per lane: the problem's index in the chunk and its iterations so far, and its rows.
     let mut busy: [Option<(usize, u32)>; L] = [None; L];
-    let mut rows: [ProblemRows<T>; L] = std::array::from_fn(|_| reader.empty());
+    let mut rows: [ProblemRows<T>; L] = std::array::from_fn(|_| ProblemRows::empty(gibbs.k));
     let mut next = 0;
     loop {
         let mut fresh = [false; L];
         for lane in 0..L {
             if busy[lane].is_none() {
                 let rows = &mut rows[lane];
-                busy[lane] = take_next(&reader, gibbs, &mut chunk, &mut next, rows).map(|index| {
-                    let init = request.init_g.map(|g| g.row(chunk.start + index).to_vec());
-                    block.load(gibbs, lane, rows, init.as_deref());
-                    (index, 0)
-                });
+                busy[lane] =
+                    take_next(request, &reader, gibbs, &mut chunk, &mut next, rows).map(|index| {
+                        let init = request.init_g.map(|g| {
+                            let row = g.row(chunk.start + index);
+                            row.iter().map(|x| x.to_compute()).collect::<Vec<T>>()
+                        });
+                        block.load(gibbs, lane, rows, init.as_deref());
+                        (index, 0)
+                    });
                 fresh[lane] = busy[lane].is_some();
             }
         }
@@ -118,66 +122,10 @@ pub(super) fn run_chunk<T: Real, M: Method, const L: usize>(
             if error <= gibbs.tol || *iterations >= gibbs.max_iters {
                 let state = (*iterations, error);
                 let out = chunk.problem(*index);
-                write(request, gibbs, &*block, lane, &rows[lane], state, out);
+                let convention = request.options.convention;
+                write(convention, gibbs, &*block, lane, &rows[lane], state, out);
                 busy[lane] = None;
             }
-        }
-    }
-}
-
-/// Reads problems into [`ProblemRows`] as `ProblemRows::load` does, with the logarithms of
-/// smoothed label targets computed once per chunk rather than once per problem.
-struct Reader<'r, 'a, T> {
-    request: &'r Request<'a, T>,
-    k: usize,
-    /// For label targets: `(β_j, log β_j)` off and on the label.
-    label_masses: [(T, T); 2],
-}
-
-impl<'r, 'a, T: Real> Reader<'r, 'a, T> {
-    fn new(request: &'r Request<'a, T>, k: usize) -> Self {
-        let mass = |p: f64| (T::from_f64(p), T::from_f64(p.ln()));
-        let mut label_masses = [(T::zero(), T::zero()); 2];
-        if let Target::Labels { smoothing, .. } = request.target {
-            let off = smoothing / k as f64;
-            label_masses = [mass(off), mass(1.0 - smoothing + off)];
-        }
-        Reader {
-            request,
-            k,
-            label_masses,
-        }
-    }
-
-    fn empty(&self) -> ProblemRows<T> {
-        let zero = T::zero();
-        ProblemRows {
-            k: self.k,
-            a: [zero; MAX_CLASSES],
-            log_a: [zero; MAX_CLASSES],
-            beta: [zero; MAX_CLASSES],
-            log_beta: [zero; MAX_CLASSES],
-            one_hot: None,
-        }
-    }
-
-    /// Reads problem `b` into `rows`.
-    fn read(&self, b: usize, rows: &mut ProblemRows<T>) {
-        let Target::Labels { labels, smoothing } = self.request.target else {
-            *rows = ProblemRows::load(&self.request.source, &self.request.target, b, self.k);
-            return;
-        };
-        let k = self.k;
-        read_source(
-            &self.request.source,
-            b,
-            &mut rows.a[..k],
-            &mut rows.log_a[..k],
-        );
-        let y = labels[b] as usize;
-        rows.one_hot = (smoothing == 0.0).then_some(y);
-        for j in 0..self.k {
-            (rows.beta[j], rows.log_beta[j]) = self.label_masses[usize::from(j == y)];
         }
     }
 }
@@ -185,22 +133,20 @@ impl<'r, 'a, T: Real> Reader<'r, 'a, T> {
 /// Advances through the chunk to its next problem that needs iterating and reads it into
 /// `rows`, returning its index. Problems on the way that need no iterations (ignored labels, the one-hot
 /// closed form) are finished here.
-fn take_next<T: Real>(
-    reader: &Reader<'_, '_, T>,
+fn take_next<T: Real, E: Element<Compute = T>>(
+    request: &Request<'_, E>,
+    reader: &RowReader<'_, '_, E>,
     gibbs: &Gibbs<T>,
     chunk: &mut Chunk<'_, T>,
     next: &mut usize,
     rows: &mut ProblemRows<T>,
 ) -> Option<usize> {
     let k = gibbs.k;
-    let request = reader.request;
     while *next < chunk.len() {
         let index = *next;
         *next += 1;
         let b = chunk.start + index;
-        if let Target::Labels { labels, .. } = request.target
-            && labels[b] < 0
-        {
+        if reader.ignored(b) {
             continue; // ignored: outputs stay zero, 0 iterations
         }
         reader.read(b, rows);
@@ -232,7 +178,7 @@ fn take_next<T: Real>(
 
 /// Writes a finished lane's outputs.
 fn write<T: Real, const L: usize>(
-    request: &Request<'_, T>,
+    convention: Convention,
     gibbs: &Gibbs<T>,
     block: &impl LaneSolver<T, L>,
     lane: usize,
@@ -255,12 +201,5 @@ fn write<T: Real, const L: usize>(
         iterations,
         marginal_error,
     };
-    write_from_potentials(
-        request.options.convention,
-        gibbs.eps,
-        rows,
-        transport_cost,
-        state,
-        out,
-    );
+    write_from_potentials(convention, gibbs.eps, rows, transport_cost, state, out);
 }

@@ -8,9 +8,9 @@
 
 use crate::cost::MAX_CLASSES;
 use crate::driver::{Iterate, Tilted, solve_batch};
+use crate::element::{Element, Real};
 use crate::lse::weighted_lse;
 use crate::problem::{Executed, Request, Solution};
-use crate::real::Real;
 use crate::rows::ProblemRows;
 
 struct Scaled<T> {
@@ -100,14 +100,14 @@ impl<T: Real> Iterate<T> for Scaled<T> {
 
 /// Solves a validated request problem by problem in the log domain, in parallel on the current
 /// rayon pool.
-pub(super) fn solve<T: Real>(request: &Request<'_, T>) -> Solution<T> {
+pub(super) fn solve<T: Real, E: Element<Compute = T>>(request: &Request<'_, E>) -> Solution<T> {
     let (cost, options) = (request.cost, request.options);
     let eps = T::from_f64(options.eps);
     let solver = Scaled {
         cost_over_eps: cost.to_vec::<T>().into_iter().map(|c| c / eps).collect(),
         eps,
         max_iters: options.max_iters,
-        tol: T::from_f64(options.effective_tol::<T>(cost.k(), cost.max())),
+        tol: T::from_f64(options.effective_tol::<E>(cost.k(), cost.max())),
     };
     solve_batch(request, &solver, true, Executed::Cpu)
 }

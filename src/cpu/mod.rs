@@ -15,11 +15,12 @@ mod log_domain;
 mod relaxed;
 mod simd;
 
+use crate::element::{Element, Real};
 use crate::problem::{Request, Solution};
-use crate::real::Real;
 
 /// Solves a validated request on the CPU, problems in parallel on the current rayon pool.
-pub(crate) fn solve<T: Real>(request: &Request<'_, T>) -> Solution<T> {
+/// Data stored as `E` is read into `E::Compute` problem by problem and computed there.
+pub(crate) fn solve<T: Real, E: Element<Compute = T>>(request: &Request<'_, E>) -> Solution<T> {
     if gibbs::applies::<T>(request.cost, request.options.eps) {
         lanes::solve(request)
     } else {

@@ -31,7 +31,7 @@ use super::gibbs::{Gibbs, Lanes, exponent, lanewise, pow2, product};
 use super::lanes::LaneSolver;
 use crate::cost::MAX_CLASSES;
 use crate::driver::warm_start_shift;
-use crate::real::Real;
+use crate::element::{Dtype, Real};
 use crate::rows::ProblemRows;
 
 /// Plain iterations before `η` is estimated.
@@ -65,7 +65,7 @@ const INVERSE_FACTORIALS: [f64; 14] = [
 const LOG2_E: f64 = std::f64::consts::LOG2_E;
 
 fn is_f32<T: Real>() -> bool {
-    size_of::<T>() == 4
+    T::DTYPE == Dtype::F32
 }
 
 /// `x` rounded to the nearest integer (ties to even), for `|x|` below 2²² (f32) or 2⁵¹ (f64):

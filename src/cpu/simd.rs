@@ -4,28 +4,28 @@
 
 use super::gibbs::Gibbs;
 use super::lanes::{Method, run_chunk as run};
+use crate::element::{Dtype, Element, Real};
 use crate::output::Chunk;
 use crate::problem::Request;
-use crate::real::Real;
 
 /// Lanes per block: 16 f32 or 8 f64, one 512-bit vector (two 256-bit ones with AVX2).
 const BYTES: usize = 64;
 
 /// Runs one chunk of the Gibbs-kernel path on the best instruction set available.
-pub(super) fn run_chunk<T: Real, M: Method>(
-    request: &Request<'_, T>,
+pub(super) fn run_chunk<T: Real, E: Element<Compute = T>, M: Method>(
+    request: &Request<'_, E>,
     gibbs: &Gibbs<T>,
     chunk: Chunk<'_, T>,
 ) {
-    if size_of::<T>() == 4 {
-        dispatch::<T, M, { BYTES / 4 }>(request, gibbs, chunk)
+    if T::DTYPE == Dtype::F32 {
+        dispatch::<T, E, M, { BYTES / 4 }>(request, gibbs, chunk)
     } else {
-        dispatch::<T, M, { BYTES / 8 }>(request, gibbs, chunk)
+        dispatch::<T, E, M, { BYTES / 8 }>(request, gibbs, chunk)
     }
 }
 
-fn dispatch<T: Real, M: Method, const L: usize>(
-    request: &Request<'_, T>,
+fn dispatch<T: Real, E: Element<Compute = T>, M: Method, const L: usize>(
+    request: &Request<'_, E>,
     gibbs: &Gibbs<T>,
     chunk: Chunk<'_, T>,
 ) {
@@ -33,34 +33,34 @@ fn dispatch<T: Real, M: Method, const L: usize>(
     {
         if std::arch::is_x86_feature_detected!("avx512f") {
             // SAFETY: the CPU supports AVX-512F, checked just above.
-            return unsafe { avx512::<T, M, L>(request, gibbs, chunk) };
+            return unsafe { avx512::<T, E, M, L>(request, gibbs, chunk) };
         }
         if std::arch::is_x86_feature_detected!("avx2") {
             // SAFETY: the CPU supports AVX2, checked just above.
-            return unsafe { avx2::<T, M, L>(request, gibbs, chunk) };
+            return unsafe { avx2::<T, E, M, L>(request, gibbs, chunk) };
         }
     }
-    run::<T, M, L>(request, gibbs, chunk)
+    run::<T, E, M, L>(request, gibbs, chunk)
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
-fn avx512<T: Real, M: Method, const L: usize>(
-    request: &Request<'_, T>,
+fn avx512<T: Real, E: Element<Compute = T>, M: Method, const L: usize>(
+    request: &Request<'_, E>,
     gibbs: &Gibbs<T>,
     chunk: Chunk<'_, T>,
 ) {
-    run::<T, M, L>(request, gibbs, chunk)
+    run::<T, E, M, L>(request, gibbs, chunk)
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-fn avx2<T: Real, M: Method, const L: usize>(
-    request: &Request<'_, T>,
+fn avx2<T: Real, E: Element<Compute = T>, M: Method, const L: usize>(
+    request: &Request<'_, E>,
     gibbs: &Gibbs<T>,
     chunk: Chunk<'_, T>,
 ) {
-    run::<T, M, L>(request, gibbs, chunk)
+    run::<T, E, M, L>(request, gibbs, chunk)
 }
 
 /// Every instruction-set build of the lane loop computes the same bits: checked here on the
@@ -109,14 +109,16 @@ mod tests {
         let mut outputs = Outputs::<T>::new(97, 8, true, true);
         for chunk in outputs.chunks(32) {
             match build {
-                Build::Baseline => run::<T, crate::cpu::lanes::Plain, L>(&request, &gibbs, chunk),
+                Build::Baseline => {
+                    run::<T, T, crate::cpu::lanes::Plain, L>(&request, &gibbs, chunk)
+                }
                 // SAFETY: the CPU supports AVX2, checked above.
                 Build::Avx2 => unsafe {
-                    avx2::<T, crate::cpu::lanes::Plain, L>(&request, &gibbs, chunk)
+                    avx2::<T, T, crate::cpu::lanes::Plain, L>(&request, &gibbs, chunk)
                 },
                 // SAFETY: the CPU supports AVX-512F, checked above.
                 Build::Avx512 => unsafe {
-                    avx512::<T, crate::cpu::lanes::Plain, L>(&request, &gibbs, chunk)
+                    avx512::<T, T, crate::cpu::lanes::Plain, L>(&request, &gibbs, chunk)
                 },
             }
         }

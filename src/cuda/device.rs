@@ -9,6 +9,7 @@ use super::driver::{self, cuda_error};
 use super::launch::KernelElement;
 use super::params::SinkhornParams;
 use crate::cost::CostMatrix;
+use crate::element::Element;
 use crate::error::{Error, Result};
 use crate::problem::SolveOptions;
 use crate::validate::{check_eps_range, check_options, check_precision_floor};
@@ -124,7 +125,7 @@ pub struct DeviceOutputs<E> {
     pub plan: Option<CudaSlice<E>>,
 }
 
-impl<E: KernelElement> DeviceOutputs<E> {
+impl<E: Element> DeviceOutputs<E> {
     /// Allocates outputs for `batch` problems of `k` classes.
     pub fn alloc(
         stream: &Arc<CudaStream>,
@@ -182,6 +183,18 @@ impl<E: KernelElement> DeviceOutputs<E> {
 /// of another context is an illegal address on the device): checked through the contexts cudarc
 /// records, else [`Error::ContextMismatch`] naming the first operand that differs.
 pub fn enqueue<E: KernelElement>(
+    kernels: &CudaKernels,
+    stream: &Arc<CudaStream>,
+    cost: &DeviceCost,
+    batch: DeviceBatch<'_, E>,
+    options: &SolveOptions,
+    outputs: &mut DeviceOutputs<E>,
+) -> Result<()> {
+    enqueue_any(kernels, stream, cost, batch, options, outputs)
+}
+
+/// [`enqueue`] for any element type the router has already checked the kernels take.
+pub(crate) fn enqueue_any<E: Element>(
     kernels: &CudaKernels,
     stream: &Arc<CudaStream>,
     cost: &DeviceCost,

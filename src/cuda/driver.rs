@@ -12,6 +12,7 @@ use super::device::{Buffers, CudaKernels, expect_len, shape};
 use super::launch::{KernelElement, launch_shape};
 use super::params::SinkhornParams;
 use super::rounds::Rounds;
+use crate::element::Element;
 use crate::error::{Error, Result};
 
 // SAFETY: SinkhornParams is #[repr(C)], Copy, with no padding-sensitive invariants and no
@@ -97,7 +98,7 @@ pub(crate) fn load_module(context: &Arc<CudaContext>) -> Result<Arc<CudaModule>>
 
 /// Enqueues one Sinkhorn launch on `stream`; does not synchronise. Checks every buffer's length
 /// against `params.batch` and `params.k` first, so that the launch is sound for any input.
-pub(crate) fn launch_sinkhorn<E: KernelElement>(
+pub(crate) fn launch_sinkhorn<E: Element>(
     kernels: &CudaKernels,
     stream: &Arc<CudaStream>,
     mut params: SinkhornParams,

@@ -9,9 +9,10 @@ use std::sync::OnceLock;
 
 use ndarray::ArrayView2;
 
-use super::launch::{KernelElement, launch_shape};
+use super::launch::launch_shape;
 use super::params::SinkhornParams;
 use super::rounds::Rounds;
+use crate::element::Element;
 use crate::error::{Error, Result};
 use crate::output::Outputs;
 use crate::problem::{Executed, Request, Solution, Target};
@@ -33,7 +34,7 @@ pub fn install(launcher: Launcher) {
 }
 
 /// Solves a checked request on the emulated kernels, in host memory.
-pub(crate) fn solve<E: KernelElement>(request: Request<'_, E>) -> Result<Solution<E>> {
+pub(crate) fn solve<E: Element>(request: Request<'_, E>) -> Result<Solution<E>> {
     let launcher = LAUNCHER
         .get()
         .copied()

@@ -6,31 +6,21 @@ use std::sync::Arc;
 use cudarc::driver::{CudaSlice, CudaStream, DeviceRepr};
 use ndarray::s;
 
-use super::device::{DeviceBatch, DeviceCost, DeviceOutputs, DeviceSource, DeviceTarget, enqueue};
+use super::device::{
+    DeviceBatch, DeviceCost, DeviceOutputs, DeviceSource, DeviceTarget, enqueue_any,
+};
 use super::driver::{Gpu, cuda_error};
-use super::launch::KernelElement;
-use crate::cost::CostMatrix;
+use crate::element::Element;
 use crate::error::Result;
 use crate::output::Outputs;
-use crate::problem::{Executed, Request, Solution, SolveOptions, Source, Target};
+use crate::problem::{Executed, Request, Solution, Target};
 
 /// Share of the free device memory one chunk may use (the rest is headroom for other users).
 const MEMORY_SHARE: usize = 2;
 
-/// Solves a batch on device 0: validates on the host, copies in, launches, copies out. The same
-/// as [`crate::solve`] with [`Backend::Cuda`](crate::Backend::Cuda), typed for the kernels'
-/// element types.
-pub fn solve<E: KernelElement>(
-    cost: &CostMatrix,
-    source: Source<'_, E>,
-    target: Target<'_, E>,
-    options: &SolveOptions,
-) -> Result<Solution<E>> {
-    crate::solve(cost, source, target, options, crate::Backend::Cuda)
-}
-
-/// Runs a checked request on device 0, in chunks that fit in half the free device memory.
-pub(crate) fn solve_validated<E: KernelElement>(request: Request<'_, E>) -> Result<Solution<E>> {
+/// Runs a checked request (f32, f16 or bf16: the router checked) on device 0, in chunks that fit
+/// in half the free device memory: copies in, launches, copies out.
+pub(crate) fn solve_validated<E: Element>(request: Request<'_, E>) -> Result<Solution<E>> {
     let Request {
         cost,
         source,
@@ -76,7 +66,7 @@ pub(crate) fn solve_validated<E: KernelElement>(request: Request<'_, E>) -> Resu
                 None => None,
             };
             let mut out = DeviceOutputs::alloc(stream, end - start, k, logits, options.plan)?;
-            enqueue(
+            enqueue_any(
                 &gpu.kernels,
                 stream,
                 &device_cost,
@@ -127,7 +117,7 @@ fn bytes_per_problem<E>(k: usize, target: &Target<'_, E>, logits: bool, plan: bo
     k * e + target_bytes + outputs
 }
 
-impl<E: KernelElement> Outputs<E> {
+impl<E: Element> Outputs<E> {
     /// Copies a chunk's device outputs into place, starting at problem `start`.
     fn download(
         &mut self,

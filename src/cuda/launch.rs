@@ -1,7 +1,7 @@
 //! Which kernel a batch runs on and with what grid: the one place the launch geometry is
 //! computed, used by the cudarc launcher and, in the tests, by the CPU emulator.
 
-use crate::real::Element;
+use crate::element::Element;
 
 /// Threads per block: a multiple of 32 (the kernels' contract), small enough that a short batch
 /// still spreads over several SMs.
@@ -18,13 +18,6 @@ mod sealed {
 }
 
 /// Element types the kernels read and write: `f32`, `half::f16`, `half::bf16` (arithmetic is f32).
-#[cfg(feature = "cuda")]
-pub trait KernelElement:
-    Element + sealed::Sealed + cudarc::driver::DeviceRepr + cudarc::driver::ValidAsZeroBits
-{
-}
-/// Element types the kernels read and write: `f32`, `half::f16`, `half::bf16` (arithmetic is f32).
-#[cfg(not(feature = "cuda"))]
 pub trait KernelElement: Element + sealed::Sealed {}
 impl KernelElement for f32 {}
 impl KernelElement for half::f16 {}
@@ -37,7 +30,7 @@ pub fn threads_per_problem(k: usize) -> u32 {
 }
 
 /// The PTX entry name for element type `E` and `k` classes, e.g. `circot_sinkhorn_f16_k8`.
-pub fn kernel_name<E: KernelElement>(k: usize) -> String {
+pub fn kernel_name<E: Element>(k: usize) -> String {
     let variant = match k {
         7 => "k7",
         8 => "k8",
@@ -70,7 +63,7 @@ pub struct LaunchShape {
 }
 
 /// The launch for `batch` problems (`batch ≥ 1`) of `k` classes in element type `E`.
-pub fn launch_shape<E: KernelElement>(batch: usize, k: usize) -> LaunchShape {
+pub fn launch_shape<E: Element>(batch: usize, k: usize) -> LaunchShape {
     let threads = batch as u64 * threads_per_problem(k) as u64;
     let blocks = threads
         .div_ceil(BLOCK_THREADS as u64)

@@ -30,8 +30,6 @@ pub use device::{
 #[cfg(feature = "cuda")]
 pub use driver::{BorrowedBatch, BorrowedBuffer, enqueue_borrowed, kernels_built};
 #[cfg(feature = "cuda")]
-pub use host::solve;
-#[cfg(feature = "cuda")]
 pub(crate) use host::solve_validated;
 pub use launch::{KernelElement, LaunchShape, launch_shape};
 pub use params::SinkhornParams;

@@ -6,9 +6,9 @@ use ndarray::{Array1, Array2, Array3, Axis};
 
 use super::{Batch, Parts, SinkhornLoss, kept_mask};
 use crate::backend::solve_warm;
+use crate::element::Element;
 use crate::error::Result;
 use crate::problem::{Solution, Source, Target};
-use crate::real::Element;
 use crate::self_transport;
 
 impl<E: Element> SinkhornLoss<E> {
