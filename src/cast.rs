@@ -1,67 +1,10 @@
-//! Moving requests and solutions between element types: half-precision storage is computed in
-//! f32 on the CPU, and the reference computes everything in f64.
+//! Moving solutions between element types: the CPU computes half-precision data in f32 and the
+//! reference computes everything in f64; the router rounds their results to the request's type.
 
-use ndarray::{Array1, Array2, ArrayView1, ArrayView2};
+use ndarray::{Array1, Array2};
 
-use crate::cost::CostMatrix;
 use crate::element::{Element, same_type};
-use crate::problem::{Request, Solution, SolveOptions, Source, Target};
-
-/// A request's arrays converted to another element type (labels are borrowed as they are).
-pub(crate) struct CastRequest<'a, U> {
-    cost: &'a CostMatrix,
-    options: &'a SolveOptions,
-    source: Array2<U>,
-    logits: bool,
-    target: CastTarget<'a, U>,
-    init_g: Option<Array2<U>>,
-}
-
-enum CastTarget<'a, U> {
-    Labels(ArrayView1<'a, i64>, f64),
-    Distributions(Array2<U>),
-}
-
-/// Converts every array of `request` to `U` (exactly, when `U` is wider).
-pub(crate) fn cast_request<'a, T: Element, U: Element>(
-    request: &Request<'a, T>,
-) -> CastRequest<'a, U> {
-    let cast = |a: ArrayView2<'_, T>| a.mapv(|x| U::from_f64(x.as_f64()));
-    CastRequest {
-        cost: request.cost,
-        options: request.options,
-        source: cast(request.source.view()),
-        logits: request.source.is_logits(),
-        target: match request.target {
-            Target::Labels { labels, smoothing } => CastTarget::Labels(labels, smoothing),
-            Target::Distributions(d) => CastTarget::Distributions(cast(d)),
-        },
-        init_g: request.init_g.map(cast),
-    }
-}
-
-impl<U: Element> CastRequest<'_, U> {
-    /// The converted request, borrowing the converted arrays.
-    pub fn request(&self) -> Request<'_, U> {
-        Request {
-            cost: self.cost,
-            source: if self.logits {
-                Source::Logits(self.source.view())
-            } else {
-                Source::Probabilities(self.source.view())
-            },
-            target: match &self.target {
-                CastTarget::Labels(labels, smoothing) => Target::Labels {
-                    labels: *labels,
-                    smoothing: *smoothing,
-                },
-                CastTarget::Distributions(d) => Target::Distributions(d.view()),
-            },
-            options: self.options,
-            init_g: self.init_g.as_ref().map(|g| g.view()),
-        }
-    }
-}
+use crate::problem::Solution;
 
 impl<T: Element> Solution<T> {
     /// The same solution in element type `U`: moved as it is when `U` is `T`, else rounded to

@@ -40,17 +40,13 @@ mod cast;
 pub mod cost;
 mod cpu;
 pub mod cuda;
-mod driver;
 mod element;
 mod error;
 pub mod loss;
 mod lse;
-mod onehot;
-mod output;
+mod outputs;
 mod problem;
-
 mod reference;
-mod rows;
 mod scale;
 mod self_transport;
 mod validate;

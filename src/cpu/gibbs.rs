@@ -35,11 +35,11 @@
 
 // Loops index by class and by lane because that is the layout the vectoriser needs to see.
 #![allow(clippy::needless_range_loop)]
+use super::rows::ProblemRows;
+use super::warm_start::warm_start_shift;
 use crate::cost::{CostMatrix, MAX_CLASSES};
-use crate::driver::warm_start_shift;
 use crate::element::{Dtype, Real};
 use crate::problem::{SolveOptions, scaling_form};
-use crate::rows::ProblemRows;
 
 use super::lanes::LaneSolver;
 

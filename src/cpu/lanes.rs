@@ -4,15 +4,16 @@
 
 use rayon::prelude::*;
 
+use super::finish::{Converged, finish, write_from_potentials};
 use super::gibbs::{Block, Gibbs};
+use super::one_hot::one_hot_potentials;
 use super::relaxed::RelaxedBlock;
+use super::rows::{ProblemRows, RowReader};
 use super::simd;
 use crate::cost::MAX_CLASSES;
 use crate::element::{Element, Real};
-use crate::onehot::one_hot_potentials;
-use crate::output::{Chunk, Converged, Outputs, ProblemOut, finish, write_from_potentials};
+use crate::outputs::{Chunk, Outputs, ProblemOut};
 use crate::problem::{Acceleration, Convention, Executed, Request, Solution};
-use crate::rows::{ProblemRows, RowReader};
 
 /// Problems per parallel task. Results do not depend on it (lanes are independent); large enough
 /// that the lanes are refilled many times per task, small enough to balance two cores.

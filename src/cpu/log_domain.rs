@@ -6,12 +6,13 @@
 //! sums after a g-update are `a_i·exp(u_i − ũ_i)`, where `ũ` is the next f-update, which the
 //! following iteration needs anyway. `expm1` keeps that difference accurate near convergence.
 
+use super::batch::{Iterate, solve_batch};
+use super::rows::ProblemRows;
+use super::warm_start::Tilted;
 use crate::cost::MAX_CLASSES;
-use crate::driver::{Iterate, Tilted, solve_batch};
 use crate::element::{Element, Real};
 use crate::lse::weighted_lse;
 use crate::problem::{Executed, Request, Solution};
-use crate::rows::ProblemRows;
 
 struct Scaled<T> {
     /// `C_ij / ε`, row-major.

@@ -9,11 +9,16 @@
 //!   range where that form is exact to rounding (50 in f32, 500 in f64).
 //! - `log_domain.rs`: one problem at a time in the log domain, for any `max C/ε`.
 
+mod batch;
+mod finish;
 mod gibbs;
 mod lanes;
 mod log_domain;
+mod one_hot;
 mod relaxed;
+mod rows;
 mod simd;
+mod warm_start;
 
 use crate::element::{Element, Real};
 use crate::problem::{Request, Solution};

@@ -29,10 +29,10 @@
 #![allow(clippy::needless_range_loop)]
 use super::gibbs::{Gibbs, Lanes, exponent, lanewise, pow2, product};
 use super::lanes::LaneSolver;
+use super::rows::ProblemRows;
+use super::warm_start::warm_start_shift;
 use crate::cost::MAX_CLASSES;
-use crate::driver::warm_start_shift;
 use crate::element::{Dtype, Real};
-use crate::rows::ProblemRows;
 
 /// Plain iterations before `η` is estimated.
 const WARM_UP: u32 = 20;

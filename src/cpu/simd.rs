@@ -5,7 +5,7 @@
 use super::gibbs::Gibbs;
 use super::lanes::{Method, run_chunk as run};
 use crate::element::{Dtype, Element, Real};
-use crate::output::Chunk;
+use crate::outputs::Chunk;
 use crate::problem::Request;
 
 /// Lanes per block: 16 f32 or 8 f64, one 512-bit vector (two 256-bit ones with AVX2).
@@ -68,7 +68,7 @@ fn avx2<T: Real, E: Element<Compute = T>, M: Method, const L: usize>(
 #[cfg(all(test, target_arch = "x86_64"))]
 mod tests {
     use super::*;
-    use crate::output::Outputs;
+    use crate::outputs::Outputs;
     use crate::perf::workload::{SMOOTHING, circle_cost, make_batch};
     use crate::problem::{Executed, SolveOptions, Source, Target};
 

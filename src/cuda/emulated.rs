@@ -14,7 +14,7 @@ use super::params::SinkhornParams;
 use super::rounds::Rounds;
 use crate::element::Element;
 use crate::error::{Error, Result};
-use crate::output::Outputs;
+use crate::outputs::Outputs;
 use crate::problem::{Executed, Request, Solution, Target};
 
 /// Runs one kernel launch on host memory: `(kernel, grid, block, params, params_size)`.

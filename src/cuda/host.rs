@@ -12,7 +12,7 @@ use super::device::{
 use super::driver::{Gpu, cuda_error};
 use crate::element::Element;
 use crate::error::Result;
-use crate::output::Outputs;
+use crate::outputs::Outputs;
 use crate::problem::{Executed, Request, Solution, Target};
 
 /// Share of the free device memory one chunk may use (the rest is headroom for other users).
