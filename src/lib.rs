@@ -52,6 +52,7 @@ mod reference;
 mod rows;
 mod scale;
 mod self_transport;
+mod study_error;
 mod validate;
 
 pub mod degeneracy;
@@ -68,4 +69,5 @@ pub use problem::{
     Solution, SolveOptions, Source, Target,
 };
 pub use real::{Element, Real};
+pub use study_error::{StudyError, StudyResult};
 pub use validate::row_sum_tolerance;
