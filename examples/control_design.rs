@@ -164,7 +164,7 @@ fn tests(x: &[f64], y: &[f64], alternative: Alternative) -> (TestResult, TestRes
     )
 }
 
-fn main() -> Result<(), circot::Error> {
+fn main() -> Result<(), circot::StudyError> {
     let started = std::time::Instant::now();
     let classes = ClassSet::preset(Preset::AffectNet8);
     let circumplex = CostMatrix::preset(Preset::AffectNet8, CostKind::Circumplex);

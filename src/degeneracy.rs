@@ -36,13 +36,13 @@
 //! let report = analyse(&cost, &DegeneracyOptions::default())?;
 //! let names: Vec<String> = report.degenerate().map(|p| report.pair_name(p)).collect();
 //! assert_eq!(names, ["Anger-Contempt"]);
-//! # Ok::<(), circot::Error>(())
+//! # Ok::<(), circot::StudyError>(())
 //! ```
 
 use std::fmt;
 
 use crate::cost::CostMatrix;
-use crate::error::{Error, Result};
+use crate::study_error::{StudyError, StudyResult};
 
 /// Default separation threshold (see the module docs).
 pub const DEFAULT_THRESHOLD: f64 = 0.25;
@@ -128,7 +128,7 @@ impl DegeneracyReport {
 ///
 /// Errors: a non-positive or non-finite threshold, ε or rare share; frequencies of the wrong
 /// length, negative, non-finite or all zero.
-pub fn analyse(cost: &CostMatrix, options: &DegeneracyOptions) -> Result<DegeneracyReport> {
+pub fn analyse(cost: &CostMatrix, options: &DegeneracyOptions) -> StudyResult<DegeneracyReport> {
     check_positive("threshold", options.threshold)?;
     check_positive("rare share", options.rare_share)?;
     if let Some(eps) = options.eps {
@@ -204,11 +204,11 @@ pub fn analyse(cost: &CostMatrix, options: &DegeneracyOptions) -> Result<Degener
     })
 }
 
-fn check_positive(what: &'static str, value: f64) -> Result<()> {
+fn check_positive(what: &'static str, value: f64) -> StudyResult<()> {
     if value.is_finite() && value > 0.0 {
         Ok(())
     } else {
-        Err(Error::Parameter {
+        Err(StudyError::Parameter {
             what,
             value,
             domain: "(0, inf)",
@@ -216,9 +216,9 @@ fn check_positive(what: &'static str, value: f64) -> Result<()> {
     }
 }
 
-fn shares(frequencies: &[f64], k: usize) -> Result<Vec<f64>> {
+fn shares(frequencies: &[f64], k: usize) -> StudyResult<Vec<f64>> {
     if frequencies.len() != k {
-        return Err(Error::Shape {
+        return Err(StudyError::Shape {
             what: "class frequencies",
             expected: vec![k],
             found: vec![frequencies.len()],
@@ -226,14 +226,14 @@ fn shares(frequencies: &[f64], k: usize) -> Result<Vec<f64>> {
     }
     for (index, &value) in frequencies.iter().enumerate() {
         if !value.is_finite() {
-            return Err(Error::ValueNotFinite {
+            return Err(StudyError::ValueNotFinite {
                 what: "frequency",
                 index,
                 value,
             });
         }
         if value < 0.0 {
-            return Err(Error::ValueNegative {
+            return Err(StudyError::ValueNegative {
                 what: "frequency",
                 index,
                 value,
@@ -242,7 +242,7 @@ fn shares(frequencies: &[f64], k: usize) -> Result<Vec<f64>> {
     }
     let total: f64 = frequencies.iter().sum();
     if total <= 0.0 {
-        return Err(Error::NoValidSamples {
+        return Err(StudyError::NoValidSamples {
             what: "class frequencies",
             reason: "they sum to 0".into(),
         });

@@ -1,4 +1,5 @@
-//! The crate's one error type: every rejected input names what is wrong and where.
+//! The solver's error type (the study's toolkit has its own, [`StudyError`](crate::StudyError)):
+//! every rejected input names what is wrong and where.
 
 /// Which input array an error is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -21,8 +22,9 @@ impl std::fmt::Display for Operand {
     }
 }
 
-/// Everything that can go wrong. Non-convergence is not here: it is reported per problem in
-/// [`Solution`](crate::Solution) (`iterations`, `marginal_error`).
+/// Everything the solver, its costs and the training loss can reject (the study's toolkit has
+/// its own [`StudyError`](crate::StudyError)). Non-convergence is not here: it is reported per
+/// problem in [`Solution`](crate::Solution) (`iterations`, `marginal_error`).
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[non_exhaustive]
 #[allow(missing_docs)] // the fields are named for what they hold; the messages explain them
@@ -190,78 +192,15 @@ pub enum Error {
     #[error("{reason}")]
     Weights { reason: &'static str },
 
-    // --- The study's toolkit (issue 5): costs, metrics, statistics. ---
-    /// A class position (valence, arousal) is NaN or infinite.
-    #[error("position of class {class} = ({valence}, {arousal}) is not finite")]
-    PositionNotFinite {
-        class: usize,
-        valence: f64,
-        arousal: f64,
-    },
-
-    /// The AU weight of a mixed cost must lie in `[0, 1]`.
-    #[error("alpha = {value} must be in [0, 1]")]
-    Alpha { value: f64 },
-
-    /// A class has no valid annotated sample, so it has no centroid.
-    #[error("class {class} ({name}) has no valid annotated sample")]
-    EmptyClass { class: usize, name: String },
-
-    /// A value that must be finite is NaN or infinite.
+    /// A value that must be finite is NaN or infinite (the loss's upstream gradient; the
+    /// study's toolkit has its own, [`StudyError::ValueNotFinite`]).
+    ///
+    /// [`StudyError::ValueNotFinite`]: crate::StudyError::ValueNotFinite
     #[error("{what}[{index}] = {value} is not finite")]
     ValueNotFinite {
         what: &'static str,
         index: usize,
         value: f64,
-    },
-
-    /// A value that must be non-negative is negative.
-    #[error("{what}[{index}] = {value} is negative")]
-    ValueNegative {
-        what: &'static str,
-        index: usize,
-        value: f64,
-    },
-
-    /// A predicted class label outside `0..K`.
-    #[error("predicted label {label} of sample {sample} is outside 0..{k}")]
-    PredictionOutOfRange { sample: usize, label: i64, k: usize },
-
-    /// Nothing left to measure: every sample is ignored (or the input is empty).
-    #[error("no valid sample in {what} ({reason})")]
-    NoValidSamples { what: &'static str, reason: String },
-
-    /// A threshold or parameter outside its domain.
-    #[error("{what} = {value} is outside {domain}")]
-    Parameter {
-        what: &'static str,
-        value: f64,
-        domain: &'static str,
-    },
-
-    /// An ABAW score over the wrong number of classes for its edition.
-    #[error("ABAW{edition} EXPR is scored over {expected} classes, got {found}")]
-    AbawClassCount {
-        edition: u8,
-        expected: usize,
-        found: usize,
-    },
-
-    /// A size taken from the input (a class count, a batch) exceeds its documented limit, so it
-    /// is refused before it can size an allocation.
-    #[error("{what} = {value} exceeds the limit {limit}")]
-    TooLarge {
-        what: &'static str,
-        value: usize,
-        limit: usize,
-    },
-
-    /// The exact test was requested for more pairs than it can enumerate.
-    #[error("exact {test} test enumerates 2^n sign patterns: n = {n} exceeds {max}")]
-    ExactTooLarge {
-        test: &'static str,
-        n: usize,
-        max: usize,
     },
 }
 
@@ -280,7 +219,7 @@ impl Error {
 }
 
 /// A shape as NumPy prints it: `(3,)`, `(2, 8)`.
-fn tuple(shape: &[usize]) -> String {
+pub(crate) fn tuple(shape: &[usize]) -> String {
     match shape {
         [n] => format!("({n},)"),
         _ => format!(

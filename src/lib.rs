@@ -49,6 +49,7 @@ mod problem;
 mod reference;
 mod scale;
 mod self_transport;
+mod study_error;
 mod validate;
 
 pub mod degeneracy;
@@ -65,4 +66,5 @@ pub use problem::{
     Acceleration, Convention, DEFAULT_MAX_ITERS, DEFAULT_TOL, Executed, MAX_PRECISION_FLOOR,
     Solution, SolveOptions, Source, Target,
 };
+pub use study_error::{StudyError, StudyResult};
 pub use validate::row_sum_tolerance;

@@ -8,7 +8,7 @@
 //!   metric; a true label `≥ K` is an error. Predictions are argmaxes of scores (ties to the
 //!   lowest class, as `numpy.argmax`) or labels in `0..K`.
 //! * **Class limit**: K is at most [`MAX_METRIC_CLASSES`] (1024); a larger one is
-//!   [`Error::TooLarge`](crate::Error::TooLarge).
+//!   [`StudyError::TooLarge`](crate::StudyError::TooLarge).
 //! * **zero_division = 0**: a precision, recall or F1 whose denominator is 0 is 0, and macro-F1
 //!   averages over **all K classes**, so a class absent from both truth and predictions counts
 //!   as F1 = 0 (scikit-learn's `f1_score(y, ŷ, labels=range(K), average="macro",
@@ -25,7 +25,7 @@
 //! let m = ConfusionMatrix::from_labels(truth.view(), predicted.view(), 3)?;
 //! assert_eq!(m.accuracy(), 0.6);
 //! assert_eq!(m.per_class_f1(), [2.0 / 3.0, 2.0 / 3.0, 0.0]);
-//! # Ok::<(), circot::Error>(())
+//! # Ok::<(), circot::StudyError>(())
 //! ```
 
 mod abaw;

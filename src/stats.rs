@@ -34,13 +34,13 @@
 //! let greater = PairedOptions::default().alternative(Alternative::Greater);
 //! let all_better = [0.70, 0.70, 0.70, 0.70, 0.70];
 //! assert!((sign_flip(&all_better, &y, &greater)?.p_value - 1.0 / 32.0).abs() < 1e-12);
-//! # Ok::<(), circot::Error>(())
+//! # Ok::<(), circot::StudyError>(())
 //! ```
 
 use std::fmt;
 use std::str::FromStr;
 
-use crate::error::{Error, Result};
+use crate::study_error::{StudyError, StudyResult};
 
 /// [`Method::Auto`] runs the exact Wilcoxon test up to this many nonzero differences.
 pub const WILCOXON_AUTO_EXACT_MAX_N: usize = 50;
@@ -84,7 +84,7 @@ impl fmt::Display for Alternative {
 
 impl FromStr for Alternative {
     type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
+    fn from_str(s: &str) -> StudyResult<Self, Self::Err> {
         match s {
             "two-sided" => Ok(Alternative::TwoSided),
             "greater" => Ok(Alternative::Greater),
@@ -170,7 +170,7 @@ pub struct TestResult {
 ///
 /// Errors: `x` and `y` of different lengths, empty, or not finite; [`Method::Exact`] with more
 /// than [`WILCOXON_EXACT_MAX_N`] nonzero differences.
-pub fn wilcoxon(x: &[f64], y: &[f64], options: &PairedOptions) -> Result<TestResult> {
+pub fn wilcoxon(x: &[f64], y: &[f64], options: &PairedOptions) -> StudyResult<TestResult> {
     // Ranks are invariant to a positive scale of the differences.
     let (d, _) = differences(x, y)?;
     let n = d.len();
@@ -194,7 +194,7 @@ pub fn wilcoxon(x: &[f64], y: &[f64], options: &PairedOptions) -> Result<TestRes
     let exact = match options.method {
         Method::Auto => n_used <= WILCOXON_AUTO_EXACT_MAX_N,
         Method::Exact if n_used > WILCOXON_EXACT_MAX_N => {
-            return Err(Error::ExactTooLarge {
+            return Err(StudyError::ExactTooLarge {
                 test: "Wilcoxon",
                 n: n_used,
                 max: WILCOXON_EXACT_MAX_N,
@@ -231,7 +231,7 @@ pub fn wilcoxon(x: &[f64], y: &[f64], options: &PairedOptions) -> Result<TestRes
 ///
 /// Errors: `x` and `y` of different lengths, empty, or not finite; [`Method::Exact`] with
 /// `n > SIGN_FLIP_EXACT_MAX_N`.
-pub fn sign_flip(x: &[f64], y: &[f64], options: &PairedOptions) -> Result<TestResult> {
+pub fn sign_flip(x: &[f64], y: &[f64], options: &PairedOptions) -> StudyResult<TestResult> {
     // The p-value is invariant to a positive scale of the differences; the mean is scaled back
     // (infinite only if the true mean is beyond f64).
     let (d, scale) = differences(x, y)?;
@@ -240,7 +240,7 @@ pub fn sign_flip(x: &[f64], y: &[f64], options: &PairedOptions) -> Result<TestRe
     let exact = match options.method {
         Method::Auto => n <= SIGN_FLIP_AUTO_EXACT_MAX_N,
         Method::Exact if n > SIGN_FLIP_EXACT_MAX_N => {
-            return Err(Error::ExactTooLarge {
+            return Err(StudyError::ExactTooLarge {
                 test: "sign-flip",
                 n,
                 max: SIGN_FLIP_EXACT_MAX_N,
@@ -282,23 +282,23 @@ impl Scale {
 }
 
 /// `x − y` divided by a power of two (1 unless something would overflow), and that scale.
-fn differences(x: &[f64], y: &[f64]) -> Result<(Vec<f64>, Scale)> {
+fn differences(x: &[f64], y: &[f64]) -> StudyResult<(Vec<f64>, Scale)> {
     if x.len() != y.len() {
-        return Err(Error::Shape {
+        return Err(StudyError::Shape {
             what: "y",
             expected: vec![x.len()],
             found: vec![y.len()],
         });
     }
     if x.is_empty() {
-        return Err(Error::NoValidSamples {
+        return Err(StudyError::NoValidSamples {
             what: "the paired samples",
             reason: "they are empty".into(),
         });
     }
     for (what, values) in [("x", x), ("y", y)] {
         if let Some((index, &value)) = values.iter().enumerate().find(|(_, v)| !v.is_finite()) {
-            return Err(Error::ValueNotFinite { what, index, value });
+            return Err(StudyError::ValueNotFinite { what, index, value });
         }
     }
     let plain: Vec<f64> = x.iter().zip(y).map(|(a, b)| a - b).collect();

@@ -9,7 +9,7 @@ use circot::metrics::{
     AbawEdition, ConfusionMatrix, QUADRANT_CENTRAL_RADIUS, abaw_au, abaw_expr, abaw_multi_task,
     abaw_va, affective_errors, argmax, ccc, quadrant,
 };
-use circot::{CostKind, CostMatrix, Error};
+use circot::{CostKind, CostMatrix, StudyError};
 use ndarray::{Array2, array};
 
 fn close(got: f64, want: f64, tol: f64) {
@@ -78,7 +78,7 @@ fn bad_labels_and_scores_are_errors_not_nan() {
     };
     assert!(matches!(
         labels(&[0, 3], &[0, 1], 3),
-        Err(Error::LabelOutOfRange {
+        Err(StudyError::LabelOutOfRange {
             problem: 1,
             label: 3,
             k: 3
@@ -90,13 +90,16 @@ fn bad_labels_and_scores_are_errors_not_nan() {
     );
     assert!(matches!(
         labels(&[-1, -1], &[0, 1], 3),
-        Err(Error::NoValidSamples { .. })
+        Err(StudyError::NoValidSamples { .. })
     ));
-    assert!(matches!(labels(&[0, 1], &[0], 3), Err(Error::Shape { .. })));
+    assert!(matches!(
+        labels(&[0, 1], &[0], 3),
+        Err(StudyError::Shape { .. })
+    ));
     let nan = array![[0.5, f64::NAN]];
     assert!(matches!(
         ConfusionMatrix::from_scores(array![0_i64].view(), nan.view()),
-        Err(Error::NotFinite {
+        Err(StudyError::NotFinite {
             problem: 0,
             class: 1,
             ..
@@ -261,7 +264,7 @@ fn abaw_au_is_the_mean_binary_f1_with_ignored_frames() {
 #[test]
 fn class_counts_beyond_the_limit_are_errors_not_huge_allocations() {
     use circot::metrics::MAX_METRIC_CLASSES;
-    let too_large = |k: usize| Error::TooLarge {
+    let too_large = |k: usize| StudyError::TooLarge {
         what: "number of classes K of a confusion matrix",
         value: k,
         limit: MAX_METRIC_CLASSES,
@@ -287,7 +290,7 @@ fn class_counts_beyond_the_limit_are_errors_not_huge_allocations() {
     assert_eq!(m.unwrap().k(), MAX_METRIC_CLASSES);
     assert_eq!(
         ConfusionMatrix::from_labels(array![i64::MAX].view(), array![0_i64].view(), 3),
-        Err(Error::LabelOutOfRange {
+        Err(StudyError::LabelOutOfRange {
             problem: 0,
             label: i64::MAX,
             k: 3
@@ -329,7 +332,7 @@ fn a_shape_error_names_the_wrong_array_and_never_prints_equal_shapes() {
     ];
     for (result, message) in cases {
         let e = result.map(|_| ()).unwrap_err();
-        let Error::Shape {
+        let StudyError::Shape {
             expected, found, ..
         } = &e
         else {

@@ -5,7 +5,7 @@
 //! subset sums represent exactly, so they are compared to 1e-12. Normal approximations go
 //! through `erfc`, accurate to ~1e-13 relative, so scipy's values are matched to 1e-9 relative.
 
-use circot::Error;
+use circot::StudyError;
 use circot::stats::{
     Alternative, Method, PairedOptions, TestResult, ZeroMethod, sign_flip, wilcoxon,
 };
@@ -265,11 +265,11 @@ fn bad_input_is_rejected_by_name() {
     let o = PairedOptions::default();
     assert!(matches!(
         wilcoxon(&[1.0, 2.0], &[1.0], &o),
-        Err(Error::Shape { what: "y", .. })
+        Err(StudyError::Shape { what: "y", .. })
     ));
     assert!(matches!(
         sign_flip(&[], &[], &o),
-        Err(Error::NoValidSamples { .. })
+        Err(StudyError::NoValidSamples { .. })
     ));
     let e = wilcoxon(&[1.0, f64::NAN], &[0.0, 0.0], &o).unwrap_err();
     assert_eq!(e.to_string(), "x[1] = NaN is not finite");
@@ -278,7 +278,7 @@ fn bad_input_is_rejected_by_name() {
     let big = vec![1.0; 41];
     let e = sign_flip(&big, &zeros(41), &o.method(Method::Exact)).unwrap_err();
     assert!(
-        matches!(e, Error::ExactTooLarge { n: 41, max: 40, .. }),
+        matches!(e, StudyError::ExactTooLarge { n: 41, max: 40, .. }),
         "{e}"
     );
 }

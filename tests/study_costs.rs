@@ -10,7 +10,7 @@ use circot::affect::au::{
 };
 use circot::affect::{ClassSet, class_centroids};
 use circot::degeneracy::{DegeneracyOptions, analyse};
-use circot::{CostKind, CostMatrix, Error, Preset};
+use circot::{CostKind, CostMatrix, Preset, StudyError};
 use ndarray::{Array2, array};
 
 fn close(got: f64, want: f64, tol: f64) {
@@ -121,7 +121,7 @@ fn au_augmented_cost_mixes_the_two() {
     }
     for alpha in [-0.1, 1.5, f64::NAN] {
         let e = CostMatrix::au_augmented(&classes, alpha, &AFFWILD2_AUS).unwrap_err();
-        assert!(matches!(e, Error::Alpha { .. }), "{e}");
+        assert!(matches!(e, StudyError::Alpha { .. }), "{e}");
     }
 }
 
@@ -181,7 +181,7 @@ fn a_class_without_valid_samples_is_named() {
     let short = array![[0.1, 0.1]];
     assert!(matches!(
         class_centroids(labels.view(), short.view(), &classes),
-        Err(Error::Shape { .. })
+        Err(StudyError::Shape { .. })
     ));
 }
 

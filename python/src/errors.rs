@@ -8,6 +8,12 @@ pub fn value_error(e: circot::Error) -> PyErr {
     PyValueError::new_err(e.to_string())
 }
 
+/// An error of the study's toolkit (costs from class sets, metrics, statistics, degeneracy):
+/// `ValueError` with its message, as for the solver's errors.
+pub fn study_value_error(e: circot::StudyError) -> PyErr {
+    PyValueError::new_err(e.to_string())
+}
+
 /// A wrong Python type or NumPy dtype for the named argument.
 pub fn type_error(argument: &str, expected: &str, found: impl std::fmt::Display) -> PyErr {
     PyTypeError::new_err(format!("{argument} must be {expected}, got {found}"))
@@ -27,5 +33,11 @@ pub trait OrValueError<T> {
 impl<T> OrValueError<T> for circot::Result<T> {
     fn or_value_error(self) -> pyo3::PyResult<T> {
         self.map_err(value_error)
+    }
+}
+
+impl<T> OrValueError<T> for circot::StudyResult<T> {
+    fn or_value_error(self) -> pyo3::PyResult<T> {
+        self.map_err(study_value_error)
     }
 }

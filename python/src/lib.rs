@@ -2,8 +2,9 @@
 //! arrays (or device pointers) into the crate's types, calls one crate entry point, and turns
 //! its outputs into NumPy arrays or plain dicts. All numerics live in the `circot` crate.
 //!
-//! Errors: the crate's `circot::Error` becomes `ValueError` with the same text; a wrong Python
-//! type or NumPy dtype becomes `TypeError` (see `errors.rs`).
+//! Errors: the crate's `circot::Error` and the study toolkit's `circot::StudyError` become
+//! `ValueError` with the same text; a wrong Python type or NumPy dtype becomes `TypeError` (see
+//! `errors.rs`).
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(clippy::undocumented_unsafe_blocks)]
 

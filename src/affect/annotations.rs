@@ -3,7 +3,7 @@
 use ndarray::{ArrayView1, ArrayView2};
 
 use super::ClassSet;
-use crate::error::{Error, Result};
+use crate::study_error::{StudyError, StudyResult};
 
 /// Per-class mean (valence, arousal) of the valid annotated samples, and what was skipped.
 #[derive(Debug, Clone, PartialEq)]
@@ -24,7 +24,8 @@ pub struct Centroids {
 /// The centroid of each class of `classes` from per-sample `labels` `(N,)` and valence-arousal
 /// values `va` `(N, 2)`, skipping invalid entries (see [`Centroids`]).
 ///
-/// Errors: mismatched shapes, or a class with no valid sample ([`Error::EmptyClass`], naming it).
+/// Errors: mismatched shapes, or a class with no valid sample ([`StudyError::EmptyClass`],
+/// naming it).
 ///
 /// ```
 /// use circot::affect::{class_centroids, ClassSet};
@@ -37,16 +38,16 @@ pub struct Centroids {
 /// assert_eq!(c.counts, [1, 2]);
 /// assert!((c.positions[1].1 - 0.6).abs() < 1e-12);
 /// assert_eq!((c.skipped_ignored_label, c.skipped_invalid_va), (1, 1));
-/// # Ok::<(), circot::Error>(())
+/// # Ok::<(), circot::StudyError>(())
 /// ```
 pub fn class_centroids(
     labels: ArrayView1<'_, i64>,
     va: ArrayView2<'_, f64>,
     classes: &ClassSet,
-) -> Result<Centroids> {
+) -> StudyResult<Centroids> {
     let n = labels.len();
     if va.dim() != (n, 2) {
-        return Err(Error::Shape {
+        return Err(StudyError::Shape {
             what: "valence-arousal annotations",
             expected: vec![n, 2],
             found: vec![va.nrows(), va.ncols()],
@@ -85,7 +86,7 @@ pub fn class_centroids(
         sums.iter().zip(&centroids.counts).zip(&first).enumerate()
     {
         if count == 0 {
-            return Err(Error::EmptyClass {
+            return Err(StudyError::EmptyClass {
                 class,
                 name: classes.names()[class].clone(),
             });

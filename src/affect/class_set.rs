@@ -3,7 +3,7 @@
 use super::au::{self, ActionUnit};
 use super::{Position, Preset};
 use crate::cost::check_class_count;
-use crate::error::{Error, Result};
+use crate::study_error::{StudyError, StudyResult};
 
 /// The classes a cost is built over: a name, a circumplex position (or none) and an action-unit
 /// prototype (or none) per class, in label order.
@@ -19,7 +19,7 @@ use crate::error::{Error, Result};
 /// let custom = ClassSet::new(vec!["Calm".into(), "Angry".into()])?
 ///     .with_positions(vec![Some((0.3, -0.6)), Some((-0.5, 0.6))])?;
 /// assert_eq!(custom.action_units()[1].as_deref(), Some(&[4, 5, 7, 23][..]));
-/// # Ok::<(), circot::Error>(())
+/// # Ok::<(), circot::StudyError>(())
 /// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct ClassSet {
@@ -31,7 +31,7 @@ pub struct ClassSet {
 impl ClassSet {
     /// Classes with these names (`2 ≤ K ≤ 32`), no positions yet, and the EMFACS-7 prototype of
     /// each name that has one ([`au::emfacs_prototype`]; `None` otherwise).
-    pub fn new(names: Vec<String>) -> Result<Self> {
+    pub fn new(names: Vec<String>) -> StudyResult<Self> {
         check_class_count(names.len())?;
         let action_units = names
             .iter()
@@ -53,13 +53,13 @@ impl ClassSet {
     }
 
     /// Replaces the circumplex positions (one per class; `None` for a class without one).
-    pub fn with_positions(mut self, positions: Vec<Position>) -> Result<Self> {
+    pub fn with_positions(mut self, positions: Vec<Position>) -> StudyResult<Self> {
         self.check_len("class positions", positions.len())?;
         for (class, position) in positions.iter().enumerate() {
             if let Some((v, a)) = *position
                 && !(v.is_finite() && a.is_finite())
             {
-                return Err(Error::PositionNotFinite {
+                return Err(StudyError::PositionNotFinite {
                     class,
                     valence: v,
                     arousal: a,
@@ -71,17 +71,20 @@ impl ClassSet {
     }
 
     /// Replaces the AU prototypes (one per class; `None` for a class without one).
-    pub fn with_action_units(mut self, action_units: Vec<Option<Vec<ActionUnit>>>) -> Result<Self> {
+    pub fn with_action_units(
+        mut self,
+        action_units: Vec<Option<Vec<ActionUnit>>>,
+    ) -> StudyResult<Self> {
         self.check_len("class AU prototypes", action_units.len())?;
         self.action_units = action_units;
         Ok(self)
     }
 
-    fn check_len(&self, what: &'static str, found: usize) -> Result<()> {
+    fn check_len(&self, what: &'static str, found: usize) -> StudyResult<()> {
         if found == self.len() {
             Ok(())
         } else {
-            Err(Error::Shape {
+            Err(StudyError::Shape {
                 what,
                 expected: vec![self.len()],
                 found: vec![found],

@@ -1,18 +1,24 @@
 //! The study's costs over a [`ClassSet`]: circumplex (from given or annotated positions), the
 //! action-unit (Jaccard) cost, and their mix `α·C_VA + (1 − α)·C_AU`.
+//!
+//! Their errors are [`StudyError`]s; what the solver's [`CostMatrix`] constructors reject (a
+//! non-finite position, an invalid cost) comes back as [`StudyError::Solver`], message unchanged.
 
 use ndarray::{Array2, ArrayView1, ArrayView2};
 
 use super::CostMatrix;
 use crate::affect::au::{self, ActionUnit};
 use crate::affect::{Centroids, ClassSet, class_centroids};
-use crate::error::{Error, Result};
+use crate::study_error::{StudyError, StudyResult};
 
 impl CostMatrix {
     /// The circumplex cost of a class set ([`from_positions`](Self::from_positions)), with its
     /// class names.
-    pub fn circumplex(classes: &ClassSet) -> Result<Self> {
-        Self::from_positions(classes.positions())?.with_class_names(classes.names().to_vec())
+    pub fn circumplex(classes: &ClassSet) -> StudyResult<Self> {
+        Ok(
+            Self::from_positions(classes.positions())?
+                .with_class_names(classes.names().to_vec())?,
+        )
     }
 
     /// The action-unit cost `C_AU`: the Jaccard distance ([`au::jaccard_distance`]) between the
@@ -26,9 +32,9 @@ impl CostMatrix {
     ///
     /// let c = CostMatrix::action_units(&ClassSet::preset(Preset::AffectNet8), &AFFWILD2_AUS)?;
     /// assert_eq!(c.get(6, 7), 1.0); // Anger {4, 7, 23} vs Contempt {12}
-    /// # Ok::<(), circot::Error>(())
+    /// # Ok::<(), circot::StudyError>(())
     /// ```
-    pub fn action_units(classes: &ClassSet, vocabulary: &[ActionUnit]) -> Result<Self> {
+    pub fn action_units(classes: &ClassSet, vocabulary: &[ActionUnit]) -> StudyResult<Self> {
         let prototypes = classes.restricted_action_units(vocabulary);
         let k = classes.len();
         let values =
@@ -37,16 +43,16 @@ impl CostMatrix {
                 (Some(a), Some(b)) => au::jaccard_distance(a, b),
                 _ => 1.0,
             });
-        Self::new(values.view())?.with_class_names(classes.names().to_vec())
+        Ok(Self::new(values.view())?.with_class_names(classes.names().to_vec())?)
     }
 
     /// `α·self + (1 − α)·other`, entry by entry, keeping `self`'s class names. `α ∈ [0, 1]`.
-    pub fn mix(&self, alpha: f64, other: &CostMatrix) -> Result<Self> {
+    pub fn mix(&self, alpha: f64, other: &CostMatrix) -> StudyResult<Self> {
         if !(0.0..=1.0).contains(&alpha) {
-            return Err(Error::Alpha { value: alpha });
+            return Err(StudyError::Alpha { value: alpha });
         }
         if other.k() != self.k() {
-            return Err(Error::Shape {
+            return Err(StudyError::Shape {
                 what: "cost to mix",
                 expected: vec![self.k(), self.k()],
                 found: vec![other.k(), other.k()],
@@ -55,7 +61,7 @@ impl CostMatrix {
         let values = &self.values * alpha + &other.values * (1.0 - alpha);
         let mixed = Self::new(values.view())?;
         match &self.class_names {
-            Some(names) => mixed.with_class_names(names.clone()),
+            Some(names) => Ok(mixed.with_class_names(names.clone())?),
             None => Ok(mixed),
         }
     }
@@ -71,9 +77,13 @@ impl CostMatrix {
     /// let c = CostMatrix::au_augmented(&classes, 0.5, &AFFWILD2_AUS)?;
     /// // Anger-Fear: circumplex 0.079, AU 2/3; the mix separates them.
     /// assert!(c.get(1, 3) > 0.35);
-    /// # Ok::<(), circot::Error>(())
+    /// # Ok::<(), circot::StudyError>(())
     /// ```
-    pub fn au_augmented(classes: &ClassSet, alpha: f64, vocabulary: &[ActionUnit]) -> Result<Self> {
+    pub fn au_augmented(
+        classes: &ClassSet,
+        alpha: f64,
+        vocabulary: &[ActionUnit],
+    ) -> StudyResult<Self> {
         Self::circumplex(classes)?.mix(alpha, &Self::action_units(classes, vocabulary)?)
     }
 
@@ -83,7 +93,7 @@ impl CostMatrix {
         labels: ArrayView1<'_, i64>,
         va: ArrayView2<'_, f64>,
         classes: &ClassSet,
-    ) -> Result<(Self, Centroids)> {
+    ) -> StudyResult<(Self, Centroids)> {
         let centroids = class_centroids(labels, va, classes)?;
         let placed = classes
             .clone()

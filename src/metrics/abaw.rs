@@ -14,7 +14,7 @@ use ndarray::{ArrayView1, ArrayView2};
 
 use super::ConfusionMatrix;
 use crate::affect::au::AFFWILD2_AUS;
-use crate::error::{Error, Result};
+use crate::study_error::{StudyError, StudyResult};
 
 /// An ABAW edition: 1 (2020) to 8 (2025).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -22,11 +22,11 @@ pub struct AbawEdition(u8);
 
 impl AbawEdition {
     /// Edition `n`, `1 ≤ n ≤ 8`.
-    pub fn new(n: u8) -> Result<Self> {
+    pub fn new(n: u8) -> StudyResult<Self> {
         if (1..=8).contains(&n) {
             Ok(AbawEdition(n))
         } else {
-            Err(Error::Parameter {
+            Err(StudyError::Parameter {
                 what: "ABAW edition",
                 value: f64::from(n),
                 domain: "1..=8",
@@ -59,7 +59,7 @@ impl fmt::Display for AbawEdition {
 impl FromStr for AbawEdition {
     type Err = String;
     /// `abaw3`, `ABAW3` or `3`.
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
+    fn from_str(s: &str) -> StudyResult<Self, Self::Err> {
         let digits = s.to_ascii_lowercase();
         let digits = digits.strip_prefix("abaw").unwrap_or(&digits).to_string();
         digits
@@ -72,10 +72,10 @@ impl FromStr for AbawEdition {
 
 /// The EXPR score of an edition (see the module docs). Errors if `confusion` is not over the
 /// edition's number of classes.
-pub fn abaw_expr(confusion: &ConfusionMatrix, edition: AbawEdition) -> Result<f64> {
+pub fn abaw_expr(confusion: &ConfusionMatrix, edition: AbawEdition) -> StudyResult<f64> {
     let expected = edition.expr_classes();
     if confusion.k() != expected {
-        return Err(Error::AbawClassCount {
+        return Err(StudyError::AbawClassCount {
             edition: edition.0,
             expected,
             found: confusion.k(),
@@ -97,25 +97,25 @@ pub fn abaw_expr(confusion: &ConfusionMatrix, edition: AbawEdition) -> Result<f6
 /// use circot::metrics::ccc;
 /// let x = [0.1, -0.3, 0.5, 0.2];
 /// assert!((ccc(&x, &x)? - 1.0).abs() < 1e-15);
-/// # Ok::<(), circot::Error>(())
+/// # Ok::<(), circot::StudyError>(())
 /// ```
-pub fn ccc(x: &[f64], y: &[f64]) -> Result<f64> {
+pub fn ccc(x: &[f64], y: &[f64]) -> StudyResult<f64> {
     if x.len() != y.len() {
-        return Err(Error::Shape {
+        return Err(StudyError::Shape {
             what: "CCC prediction",
             expected: vec![y.len()],
             found: vec![x.len()],
         });
     }
     if x.is_empty() {
-        return Err(Error::NoValidSamples {
+        return Err(StudyError::NoValidSamples {
             what: "CCC input",
             reason: "it is empty".into(),
         });
     }
     for (what, values) in [("CCC x", x), ("CCC y", y)] {
         if let Some((index, &value)) = values.iter().enumerate().find(|(_, v)| !v.is_finite()) {
-            return Err(Error::ValueNotFinite { what, index, value });
+            return Err(StudyError::ValueNotFinite { what, index, value });
         }
     }
     let n = x.len() as f64;
@@ -155,7 +155,7 @@ pub struct VaScore {
 
 /// The ABAW VA score of `predicted` `(N, 2)` against `truth` `(N, 2)` (valence, arousal); a frame
 /// whose true valence or arousal is outside `[-1, 1]` or not finite is ignored.
-pub fn abaw_va(predicted: ArrayView2<'_, f64>, truth: ArrayView2<'_, f64>) -> Result<VaScore> {
+pub fn abaw_va(predicted: ArrayView2<'_, f64>, truth: ArrayView2<'_, f64>) -> StudyResult<VaScore> {
     check_shapes(
         ["VA predictions", "VA truth"],
         predicted.dim(),
@@ -187,16 +187,16 @@ fn check_shapes(
     predicted: (usize, usize),
     truth: (usize, usize),
     columns: usize,
-) -> Result<()> {
+) -> StudyResult<()> {
     if truth.1 != columns {
-        return Err(Error::Shape {
+        return Err(StudyError::Shape {
             what: what_truth,
             expected: vec![truth.0, columns],
             found: vec![truth.0, truth.1],
         });
     }
     if predicted != truth {
-        return Err(Error::Shape {
+        return Err(StudyError::Shape {
             what: what_predicted,
             expected: vec![truth.0, truth.1],
             found: vec![predicted.0, predicted.1],
@@ -239,7 +239,7 @@ pub fn abaw_au(
     predicted: ArrayView2<'_, f64>,
     truth: ArrayView2<'_, i64>,
     threshold: f64,
-) -> Result<AuScore> {
+) -> StudyResult<AuScore> {
     let aus = AFFWILD2_AUS.len();
     check_shapes(
         ["AU predictions", "AU truth"],
@@ -249,7 +249,7 @@ pub fn abaw_au(
     )?;
     for ((row, col), &value) in predicted.indexed_iter() {
         if !value.is_finite() {
-            return Err(Error::ValueNotFinite {
+            return Err(StudyError::ValueNotFinite {
                 what: "AU prediction",
                 index: row * aus + col,
                 value,
@@ -258,7 +258,7 @@ pub fn abaw_au(
     }
     for ((row, col), &value) in truth.indexed_iter() {
         if value > 1 {
-            return Err(Error::LabelOutOfRange {
+            return Err(StudyError::LabelOutOfRange {
                 problem: row * aus + col,
                 label: value,
                 k: 2,
@@ -276,9 +276,9 @@ pub fn abaw_au(
 }
 
 /// The multi-task score `VA + EXPR + AU` of an edition that ran the multi-task challenge.
-pub fn abaw_multi_task(edition: AbawEdition, va: f64, expr: f64, au: f64) -> Result<f64> {
+pub fn abaw_multi_task(edition: AbawEdition, va: f64, expr: f64, au: f64) -> StudyResult<f64> {
     if !edition.has_multi_task() {
-        return Err(Error::Parameter {
+        return Err(StudyError::Parameter {
             what: "ABAW edition with a multi-task challenge (3, 4 or 7)",
             value: f64::from(edition.0),
             domain: "{3, 4, 7}",

@@ -4,7 +4,7 @@
 use super::ConfusionMatrix;
 use crate::affect::Position;
 use crate::cost::CostMatrix;
-use crate::error::{Error, Result};
+use crate::study_error::{StudyError, StudyResult};
 
 /// Classes closer than this to the origin of the circumplex (in valence-arousal units on the
 /// `[-1, 1]` scale) have no quadrant: Neutral sits there (at the origin by convention on
@@ -60,17 +60,17 @@ pub fn quadrant(position: Position, radius: f64) -> Option<(i8, i8)> {
 /// let a = affective_errors(&m, &cost, Some(&Preset::AffectNet8.positions()), QUADRANT_CENTRAL_RADIUS)?;
 /// assert_eq!(a.errors, 2);
 /// assert_eq!(a.quadrant_preservation, Some(0.5)); // Contempt shares Anger's quadrant, Happy not
-/// # Ok::<(), circot::Error>(())
+/// # Ok::<(), circot::StudyError>(())
 /// ```
 pub fn affective_errors(
     confusion: &ConfusionMatrix,
     cost: &CostMatrix,
     positions: Option<&[Position]>,
     radius: f64,
-) -> Result<AffectiveErrors> {
+) -> StudyResult<AffectiveErrors> {
     let k = confusion.k();
     if cost.k() != k {
-        return Err(Error::Shape {
+        return Err(StudyError::Shape {
             what: "cost",
             expected: vec![k, k],
             found: vec![cost.k(), cost.k()],
@@ -79,14 +79,14 @@ pub fn affective_errors(
     if let Some(p) = positions
         && p.len() != k
     {
-        return Err(Error::Shape {
+        return Err(StudyError::Shape {
             what: "class positions",
             expected: vec![k],
             found: vec![p.len()],
         });
     }
     if !(radius.is_finite() && radius >= 0.0) {
-        return Err(Error::Parameter {
+        return Err(StudyError::Parameter {
             what: "quadrant central radius",
             value: radius,
             domain: "[0, inf)",

@@ -2,11 +2,11 @@
 
 use ndarray::{Array1, Array2, ArrayView1, ArrayView2};
 
-use crate::error::{Error, Result};
+use crate::study_error::{StudyError, StudyResult};
 
 /// The most classes a confusion matrix (and so every metric of this module) may have: 1024. The
 /// counts are K² `u64` (8 MiB at the limit) and the CLI prints them whole; a larger K, whether
-/// given or read from the width of a score array, is [`Error::TooLarge`], never an allocation.
+/// given or read from the width of a score array, is [`StudyError::TooLarge`], never an allocation.
 pub const MAX_METRIC_CLASSES: usize = 1024;
 
 /// Counts of (true class, predicted class) over the samples whose true label is not ignored.
@@ -19,13 +19,13 @@ pub struct ConfusionMatrix {
 
 /// The predicted class of each row of `scores` (probabilities or logits): its argmax, ties to the
 /// lowest index. Errors on a non-finite score.
-pub fn argmax(scores: ArrayView2<'_, f64>) -> Result<Array1<i64>> {
+pub fn argmax(scores: ArrayView2<'_, f64>) -> StudyResult<Array1<i64>> {
     let mut labels = Array1::zeros(scores.nrows());
     for (sample, row) in scores.rows().into_iter().enumerate() {
         let mut best = 0;
         for (class, &value) in row.iter().enumerate() {
             if !value.is_finite() {
-                return Err(Error::NotFinite {
+                return Err(StudyError::NotFinite {
                     operand: crate::Operand::Source,
                     problem: sample,
                     class,
@@ -50,13 +50,13 @@ impl ConfusionMatrix {
         truth: ArrayView1<'_, i64>,
         predicted: ArrayView1<'_, i64>,
         k: usize,
-    ) -> Result<Self> {
+    ) -> StudyResult<Self> {
         if k < 2 {
-            return Err(Error::ClassCount { k });
+            return Err(StudyError::ClassCount { k });
         }
         check_class_limit(k)?;
         if predicted.len() != truth.len() {
-            return Err(Error::Shape {
+            return Err(StudyError::Shape {
                 what: "predictions",
                 expected: vec![truth.len()],
                 found: vec![predicted.len()],
@@ -66,7 +66,7 @@ impl ConfusionMatrix {
         let mut ignored = 0;
         for (sample, (&y, &p)) in truth.iter().zip(predicted).enumerate() {
             if p < 0 || p as u64 >= k as u64 {
-                return Err(Error::PredictionOutOfRange {
+                return Err(StudyError::PredictionOutOfRange {
                     sample,
                     label: p,
                     k,
@@ -75,7 +75,7 @@ impl ConfusionMatrix {
             if y < 0 {
                 ignored += 1;
             } else if y as u64 >= k as u64 {
-                return Err(Error::LabelOutOfRange {
+                return Err(StudyError::LabelOutOfRange {
                     problem: sample,
                     label: y,
                     k,
@@ -86,7 +86,7 @@ impl ConfusionMatrix {
         }
         if counts.sum() == 0 {
             // Metrics of nothing are undefined, not zero.
-            return Err(Error::NoValidSamples {
+            return Err(StudyError::NoValidSamples {
                 what: "the labels",
                 reason: format!("all {ignored} true labels are negative (ignored)"),
             });
@@ -96,10 +96,13 @@ impl ConfusionMatrix {
 
     /// From true labels and `(B, K)` scores (probabilities or logits; see [`argmax`]); K is
     /// limited as in [`from_labels`](Self::from_labels).
-    pub fn from_scores(truth: ArrayView1<'_, i64>, scores: ArrayView2<'_, f64>) -> Result<Self> {
+    pub fn from_scores(
+        truth: ArrayView1<'_, i64>,
+        scores: ArrayView2<'_, f64>,
+    ) -> StudyResult<Self> {
         check_class_limit(scores.ncols())?;
         if scores.nrows() != truth.len() {
-            return Err(Error::Shape {
+            return Err(StudyError::Shape {
                 what: "scores",
                 expected: vec![truth.len(), scores.ncols()],
                 found: vec![scores.nrows(), scores.ncols()],
@@ -197,9 +200,9 @@ impl ConfusionMatrix {
 }
 
 /// K at most [`MAX_METRIC_CLASSES`].
-fn check_class_limit(k: usize) -> Result<()> {
+fn check_class_limit(k: usize) -> StudyResult<()> {
     if k > MAX_METRIC_CLASSES {
-        return Err(Error::TooLarge {
+        return Err(StudyError::TooLarge {
             what: "number of classes K of a confusion matrix",
             value: k,
             limit: MAX_METRIC_CLASSES,

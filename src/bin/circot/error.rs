@@ -8,6 +8,9 @@ use std::path::{Path, PathBuf};
 pub enum CliError {
     /// The library rejected the request (its message names the operand, index and value).
     Library(circot::Error),
+    /// The study's toolkit (costs from class sets, metrics, statistics, degeneracy) rejected
+    /// its input; the message is the toolkit's.
+    Study(circot::StudyError),
     /// An input file is unreadable, malformed, or of the wrong dtype or shape.
     Input { path: PathBuf, problem: String },
     /// An output could not be written.
@@ -36,6 +39,7 @@ impl fmt::Display for CliError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             CliError::Library(e) => write!(f, "{e}"),
+            CliError::Study(e) => write!(f, "{e}"),
             CliError::Input { path, problem } => write!(f, "{}: {problem}", path.display()),
             CliError::Output { path, problem } => {
                 write!(f, "cannot write {}: {problem}", path.display())
@@ -48,6 +52,12 @@ impl fmt::Display for CliError {
 impl From<circot::Error> for CliError {
     fn from(e: circot::Error) -> Self {
         CliError::Library(e)
+    }
+}
+
+impl From<circot::StudyError> for CliError {
+    fn from(e: circot::StudyError) -> Self {
+        CliError::Study(e)
     }
 }
 
