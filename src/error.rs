@@ -162,10 +162,13 @@ pub enum Error {
     EntropyGradientAtZero { problem: usize, class: usize },
 
     /// A CUDA driver call failed after the backend was up (allocation, copy, launch).
+    /// `message` is the driver's error code by name; the driver's error itself is the source.
     #[error("CUDA {operation} failed: {message}")]
     Cuda {
         operation: &'static str,
         message: String,
+        #[source]
+        source: DriverError,
     },
 
     /// The requested backend cannot run here (no driver, no device, kernels not built, dtype).
@@ -230,6 +233,51 @@ pub(crate) fn tuple(shape: &[usize]) -> String {
                 .collect::<Vec<_>>()
                 .join(", ")
         ),
+    }
+}
+
+/// The error a CUDA driver call (or, in the tests, the kernel emulator) returned, kept whole as
+/// the source of [`Error::Cuda`]. Shared, so that errors stay cheap to clone; two are equal when
+/// their debug forms (the driver's error code) are.
+#[derive(Clone)]
+pub struct DriverError(std::sync::Arc<dyn std::error::Error + Send + Sync + 'static>);
+
+impl DriverError {
+    /// Wraps the driver's error.
+    pub fn new(error: impl std::error::Error + Send + Sync + 'static) -> Self {
+        DriverError(std::sync::Arc::new(error))
+    }
+
+    /// An error known only by its message (the emulator's).
+    pub fn message(message: String) -> Self {
+        #[derive(Debug, thiserror::Error)]
+        #[error("{0}")]
+        struct Message(String);
+        DriverError::new(Message(message))
+    }
+}
+
+impl std::fmt::Debug for DriverError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(&*self.0, f)
+    }
+}
+
+impl std::fmt::Display for DriverError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(&*self.0, f)
+    }
+}
+
+impl std::error::Error for DriverError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.0.source()
+    }
+}
+
+impl PartialEq for DriverError {
+    fn eq(&self, other: &Self) -> bool {
+        format!("{self:?}") == format!("{other:?}")
     }
 }
 

@@ -54,6 +54,9 @@ mod validate;
 
 pub mod degeneracy;
 pub mod metrics;
+// Benchmark workload, cost model and straggler analysis: used by the CLI's bench, the benches
+// and the tests; not part of the documented API.
+#[doc(hidden)]
 pub mod perf;
 pub mod stats;
 
@@ -61,7 +64,7 @@ pub use affect::Preset;
 pub use backend::{Backend, fallback_notice, set_fallback_notice, solve, solve_warm};
 pub use cost::{CostKind, CostMatrix, MAX_CLASSES, MIN_CLASSES};
 pub use element::{Dtype, Element, Real};
-pub use error::{Error, Operand, Result};
+pub use error::{DriverError, Error, Operand, Result};
 pub use problem::{
     Acceleration, Convention, DEFAULT_MAX_ITERS, DEFAULT_TOL, Executed, MAX_PRECISION_FLOOR,
     Solution, SolveOptions, Source, Target,

@@ -13,7 +13,7 @@ use super::launch::{KernelElement, launch_shape};
 use super::params::SinkhornParams;
 use super::rounds::Rounds;
 use crate::element::Element;
-use crate::error::{Error, Result};
+use crate::error::{DriverError, Error, Result};
 
 // SAFETY: SinkhornParams is #[repr(C)], Copy, with no padding-sensitive invariants and no
 // references: only integers, floats and device addresses. Its size (192) and alignment (8) are
@@ -227,6 +227,7 @@ pub(crate) fn cuda_error(operation: &'static str, e: cudarc::driver::DriverError
     Error::Cuda {
         operation,
         message: code(&e),
+        source: DriverError::new(e),
     }
 }
 

@@ -13,7 +13,7 @@ use super::launch::launch_shape;
 use super::params::SinkhornParams;
 use super::rounds::Rounds;
 use crate::element::Element;
-use crate::error::{Error, Result};
+use crate::error::{DriverError, Error, Result};
 use crate::outputs::Outputs;
 use crate::problem::{Executed, Request, Solution, Target};
 
@@ -108,7 +108,8 @@ pub(crate) fn solve<E: Element>(request: Request<'_, E>) -> Result<Solution<E>> 
         }
         .map_err(|message| Error::Cuda {
             operation: "emulated kernel launch",
-            message,
+            message: message.clone(),
+            source: DriverError::message(message),
         })?;
     }
     Ok(out.into_solution(Executed::Emulated, tol))

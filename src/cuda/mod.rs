@@ -2,18 +2,24 @@
 //! loaded and launched through cudarc (dynamic loading: building needs no CUDA installation,
 //! and a machine without a driver or device gets an error, never a panic).
 //!
-//! Two entry points: [`solve`] (host arrays in, owned arrays out; chunks batches larger than
-//! free device memory) and [`enqueue`] (device buffers and a stream; no synchronisation and no
-//! host copies). Arithmetic is f32; storage is f32, f16 or bf16 ([`KernelElement`]).
+//! Two ways in: [`crate::solve`] with [`Backend::Cuda`](crate::Backend::Cuda) (host arrays in,
+//! owned arrays out; batches larger than free device memory are solved in chunks) and
+//! [`enqueue`] (device buffers and a stream; no synchronisation and no host copies). Arithmetic
+//! is f32; storage is f32, f16 or bf16 ([`KernelElement`]).
 //!
-//! [`launch`], [`params`] and [`rounds`] hold the launch geometry, the parameter block and how a
-//! batch in tolerance mode is split into launches; they need no driver, so the tests use them to
-//! run the same kernels under a CPU emulator.
+//! `launch`, `params` and `rounds` hold the launch geometry, the parameter block and how a batch
+//! in tolerance mode is split into launches; they need no driver, so the tests use them to run
+//! the same kernels under a CPU emulator. They are hidden from the documentation.
 
+// Launch internals and the emulator's hook: public for the tests, the CLI's bench and the
+// one-shot hardware check, not part of the documented API.
 #[doc(hidden)]
 pub mod emulated;
+#[doc(hidden)]
 pub mod launch;
+#[doc(hidden)]
 pub mod params;
+#[doc(hidden)]
 pub mod rounds;
 
 #[cfg(feature = "cuda")]
@@ -31,7 +37,10 @@ pub use device::{
 pub use driver::{BorrowedBatch, BorrowedBuffer, enqueue_borrowed, kernels_built};
 #[cfg(feature = "cuda")]
 pub(crate) use host::solve_validated;
-pub use launch::{KernelElement, LaunchShape, launch_shape};
+pub use launch::KernelElement;
+#[doc(hidden)]
+pub use launch::{LaunchShape, launch_shape};
+#[doc(hidden)]
 pub use params::SinkhornParams;
 
 #[cfg(not(feature = "cuda"))]
