@@ -92,10 +92,10 @@ pub(crate) fn write_from_potentials<T: Real>(
         out.f[i] = f[i] + shift;
         out.g[i] = g[i] - shift;
     }
-    *out.loss = loss;
-    *out.transport_cost = transport_cost;
-    *out.iterations = state.iterations;
-    *out.marginal_error = state.marginal_error;
+    out.loss[0] = loss;
+    out.transport_cost[0] = transport_cost;
+    out.iterations[0] = state.iterations;
+    out.marginal_error[0] = state.marginal_error;
 }
 
 /// `Σ x / K`, or where the sum overflows (entries near the type's max) `Σ (x / K)`, which cannot.

@@ -1,6 +1,7 @@
 //! The device-side API: batches already in device memory, launched on the caller's stream with
 //! no synchronisation and no host copies, for frameworks that keep their tensors on the GPU.
 
+use std::marker::PhantomData;
 use std::sync::Arc;
 
 use cudarc::driver::{CudaContext, CudaFunction, CudaModule, CudaSlice, CudaStream};
@@ -11,6 +12,7 @@ use super::params::SinkhornParams;
 use crate::cost::CostMatrix;
 use crate::element::Element;
 use crate::error::{Error, Result};
+use crate::outputs::{Field, Record, Storage};
 use crate::problem::SolveOptions;
 use crate::validate::{check_eps_range, check_options, check_precision_floor};
 
@@ -125,7 +127,49 @@ pub struct DeviceOutputs<E> {
     pub plan: Option<CudaSlice<E>>,
 }
 
+/// Borrowed device buffers, as [`Record`]s of them hold outputs.
+pub(crate) struct DeviceRef<'a>(PhantomData<&'a ()>);
+impl<'a> Storage for DeviceRef<'a> {
+    type Of<X: Field> = &'a CudaSlice<X>;
+}
+
+/// Mutably borrowed device buffers.
+pub(crate) struct DeviceMut<'a>(PhantomData<&'a mut ()>);
+impl<'a> Storage for DeviceMut<'a> {
+    type Of<X: Field> = &'a mut CudaSlice<X>;
+}
+
 impl<E: Element> DeviceOutputs<E> {
+    /// The buffers as the crate's one output record.
+    pub(crate) fn record(&self) -> Record<DeviceRef<'_>, E> {
+        Record {
+            loss: &self.loss,
+            transport_cost: &self.transport_cost,
+            f: &self.f,
+            g: &self.g,
+            grad_source: &self.grad_source,
+            grad_logits: self.grad_logits.as_ref(),
+            iterations: &self.iterations,
+            marginal_error: &self.marginal_error,
+            plan: self.plan.as_ref(),
+        }
+    }
+
+    /// The buffers, mutably borrowed, as the crate's one output record.
+    pub(crate) fn record_mut(&mut self) -> Record<DeviceMut<'_>, E> {
+        Record {
+            loss: &mut self.loss,
+            transport_cost: &mut self.transport_cost,
+            f: &mut self.f,
+            g: &mut self.g,
+            grad_source: &mut self.grad_source,
+            grad_logits: self.grad_logits.as_mut(),
+            iterations: &mut self.iterations,
+            marginal_error: &mut self.marginal_error,
+            plan: self.plan.as_mut(),
+        }
+    }
+
     /// Allocates outputs for `batch` problems of `k` classes.
     pub fn alloc(
         stream: &Arc<CudaStream>,

@@ -4,16 +4,19 @@
 use std::sync::{Arc, OnceLock};
 
 use cudarc::driver::{
-    CudaContext, CudaModule, CudaStream, DevicePtr, DevicePtrMut, DeviceRepr, LaunchConfig,
-    PushKernelArg, SyncOnDrop,
+    CudaContext, CudaModule, CudaSlice, CudaStream, DevicePtr, DevicePtrMut, DeviceRepr,
+    LaunchConfig, PushKernelArg, SyncOnDrop,
 };
 
-use super::device::{Buffers, CudaKernels, expect_len, shape};
+use super::device::{Buffers, CudaKernels, DeviceMut, expect_len, shape};
 use super::launch::{KernelElement, launch_shape};
 use super::params::SinkhornParams;
 use super::rounds::Rounds;
+use std::convert::Infallible;
+
 use crate::element::Element;
 use crate::error::{DriverError, Error, Result};
+use crate::outputs::{Address, Extent, Field, Map};
 
 // SAFETY: SinkhornParams is #[repr(C)], Copy, with no padding-sensitive invariants and no
 // references: only integers, floats and device addresses. Its size (192) and alignment (8) are
@@ -166,23 +169,11 @@ pub(crate) fn launch_sinkhorn<E: Element>(
     params.labels = labels.map_or(0, |l| keep(g, l.device_ptr(stream)));
     params.cost = keep(g, cost.device_ptr(stream));
     params.init_g = init_g.map_or(0, |i| keep(g, i.device_ptr(stream)));
-    params.loss = keep(g, o.loss.device_ptr_mut(stream));
-    params.transport_cost = keep(g, o.transport_cost.device_ptr_mut(stream));
-    params.f = keep(g, o.f.device_ptr_mut(stream));
-    params.g = keep(g, o.g.device_ptr_mut(stream));
-    params.grad_source = keep(g, o.grad_source.device_ptr_mut(stream));
-    params.iterations = keep(g, o.iterations.device_ptr_mut(stream));
-    params.marginal_error = keep(g, o.marginal_error.device_ptr_mut(stream));
-    if params.source_is_logits != 0 {
-        params.grad_logits = o
-            .grad_logits
-            .as_mut()
-            .map_or(0, |b| keep(g, b.device_ptr_mut(stream)));
+    let logits = params.source_is_logits != 0;
+    params = params.with_outputs(o.record_mut().map(&mut DeviceAddress { stream, guards: g }));
+    if !logits {
+        params.grad_logits = 0; // a buffer given for probabilities is left alone
     }
-    params.plan = o
-        .plan
-        .as_mut()
-        .map_or(0, |p| keep(g, p.device_ptr_mut(stream)));
 
     let config = LaunchConfig {
         grid_dim: (shape.grid, 1, 1),
@@ -215,6 +206,24 @@ pub(crate) fn launch_sinkhorn<E: Element>(
     }
     drop(guards);
     Ok(())
+}
+
+/// Each output buffer's device address, its guard kept until the launch is enqueued.
+struct DeviceAddress<'g, 'a> {
+    stream: &'a Arc<CudaStream>,
+    guards: &'g mut Vec<SyncOnDrop<'a>>,
+}
+
+impl<'a> Map<DeviceMut<'a>, Address> for DeviceAddress<'_, 'a> {
+    type Error = Infallible;
+    fn map<X: Field>(
+        &mut self,
+        _: &'static str,
+        _: Extent,
+        from: &'a mut CudaSlice<X>,
+    ) -> std::result::Result<u64, Infallible> {
+        Ok(keep(self.guards, from.device_ptr_mut(self.stream)))
+    }
 }
 
 /// Keeps a buffer's event guard alive until the launch is enqueued; returns its address.

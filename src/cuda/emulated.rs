@@ -72,18 +72,7 @@ pub(crate) fn solve<E: Element>(request: Request<'_, E>) -> Result<Solution<E>> 
     params.labels = labels.as_ref().map_or(0, |l| l.as_ptr() as u64);
     params.init_g = address(&init_rows);
     params.cost = cost_f32.as_ptr() as u64;
-    params.loss = out.loss.as_mut_ptr() as u64;
-    params.transport_cost = out.transport_cost.as_mut_ptr() as u64;
-    params.f = out.f.as_mut_ptr() as u64;
-    params.g = out.g.as_mut_ptr() as u64;
-    params.grad_source = out.grad_source.as_mut_ptr() as u64;
-    params.grad_logits = out
-        .grad_logits
-        .as_mut()
-        .map_or(0, |v| v.as_mut_ptr() as u64);
-    params.iterations = out.iterations.as_mut_ptr() as u64;
-    params.marginal_error = out.marginal_error.as_mut_ptr() as u64;
-    params.plan = out.plan.as_mut().map_or(0, |v| v.as_mut_ptr() as u64);
+    let params = params.with_outputs(out.addresses());
 
     let shape = launch_shape::<E>(batch, k);
     let one_hot = labels.is_some() && smoothing == 0.0;

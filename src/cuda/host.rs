@@ -7,12 +7,12 @@ use cudarc::driver::{CudaSlice, CudaStream, DeviceRepr};
 use ndarray::s;
 
 use super::device::{
-    DeviceBatch, DeviceCost, DeviceOutputs, DeviceSource, DeviceTarget, enqueue_any,
+    DeviceBatch, DeviceCost, DeviceOutputs, DeviceRef, DeviceSource, DeviceTarget, enqueue_any,
 };
 use super::driver::{Gpu, cuda_error};
 use crate::element::Element;
-use crate::error::Result;
-use crate::outputs::Outputs;
+use crate::error::{Error, Result};
+use crate::outputs::{Extent, Field, HostMut, Outputs, Zip};
 use crate::problem::{Executed, Request, Solution, Target};
 
 /// Share of the free device memory one chunk may use (the rest is headroom for other users).
@@ -117,6 +117,27 @@ fn bytes_per_problem<E>(k: usize, target: &Target<'_, E>, logits: bool, plan: bo
     k * e + target_bytes + outputs
 }
 
+/// Copies each device output into its host slice.
+struct Download<'s> {
+    stream: &'s Arc<CudaStream>,
+}
+
+impl<'d, 'h> Zip<DeviceRef<'d>, HostMut<'h>> for Download<'_> {
+    type Error = Error;
+    fn zip<X: Field>(
+        &mut self,
+        _: &'static str,
+        _: Extent,
+        from: &'d CudaSlice<X>,
+        to: &'h mut [X],
+    ) -> Result<()> {
+        let from = from.slice(..to.len());
+        self.stream
+            .memcpy_dtoh(&from, to)
+            .map_err(|e| cuda_error("copy to host", e))
+    }
+}
+
 impl<E: Element> Outputs<E> {
     /// Copies a chunk's device outputs into place, starting at problem `start`.
     fn download(
@@ -125,47 +146,8 @@ impl<E: Element> Outputs<E> {
         out: &DeviceOutputs<E>,
         start: usize,
     ) -> Result<()> {
-        let (n, k) = (out.batch, self.k);
-        fn copy<T: DeviceRepr>(
-            stream: &Arc<CudaStream>,
-            from: &CudaSlice<T>,
-            to: &mut [T],
-        ) -> Result<()> {
-            let from = from.slice(..to.len());
-            stream
-                .memcpy_dtoh(&from, to)
-                .map_err(|e| cuda_error("copy to host", e))
-        }
-        copy(stream, &out.loss, &mut self.loss[start..start + n])?;
-        copy(
-            stream,
-            &out.transport_cost,
-            &mut self.transport_cost[start..start + n],
-        )?;
-        copy(stream, &out.f, &mut self.f[start * k..(start + n) * k])?;
-        copy(stream, &out.g, &mut self.g[start * k..(start + n) * k])?;
-        copy(
-            stream,
-            &out.grad_source,
-            &mut self.grad_source[start * k..(start + n) * k],
-        )?;
-        copy(
-            stream,
-            &out.iterations,
-            &mut self.iterations[start..start + n],
-        )?;
-        copy(
-            stream,
-            &out.marginal_error,
-            &mut self.marginal_error[start..start + n],
-        )?;
-        if let (Some(from), Some(to)) = (&out.grad_logits, &mut self.grad_logits) {
-            copy(stream, from, &mut to[start * k..(start + n) * k])?;
-        }
-        if let (Some(from), Some(to)) = (&out.plan, &mut self.plan) {
-            copy(stream, from, &mut to[start * k * k..(start + n) * k * k])?;
-        }
-        Ok(())
+        out.record()
+            .try_zip(self.range(start, out.batch), &mut Download { stream })
     }
 }
 

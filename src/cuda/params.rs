@@ -1,5 +1,6 @@
 //! The parameter block every kernel takes by value: the Rust mirror of `kernels/params.h`.
 
+use crate::outputs::{Address, Field, Record};
 use crate::problem::{Convention, SolveOptions};
 
 /// `struct SinkhornParams` of `kernels/params.h`, field for field. Pointer fields hold device
@@ -43,6 +44,23 @@ const _: () = assert!(std::mem::size_of::<SinkhornParams>() == 192);
 const _: () = assert!(std::mem::align_of::<SinkhornParams>() == 8);
 
 impl SinkhornParams {
+    /// The same block writing its outputs at `outputs`' addresses (0 for an output not asked
+    /// for).
+    pub(crate) fn with_outputs<T: Field>(self, outputs: Record<Address, T>) -> Self {
+        SinkhornParams {
+            loss: outputs.loss,
+            transport_cost: outputs.transport_cost,
+            f: outputs.f,
+            g: outputs.g,
+            grad_source: outputs.grad_source,
+            grad_logits: outputs.grad_logits.unwrap_or(0),
+            iterations: outputs.iterations,
+            marginal_error: outputs.marginal_error,
+            plan: outputs.plan.unwrap_or(0),
+            ..self
+        }
+    }
+
     /// The scalar fields of a launch for `batch` problems of `k` classes, with every pointer null:
     /// one launch that runs every problem to the end (`round_cap = max_iters`).
     /// `tol` is the stopping tolerance already resolved for f32 arithmetic.
