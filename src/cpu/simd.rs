@@ -69,7 +69,8 @@ fn avx2<T: Real, E: Element<Compute = T>, M: Method, const L: usize>(
 mod tests {
     use super::*;
     use crate::outputs::Outputs;
-    use crate::perf::workload::{SMOOTHING, circle_cost, make_batch};
+    use crate::affect::Preset;
+    use crate::cost::{CostKind, CostMatrix};
     use crate::problem::{Executed, SolveOptions, Source, Target};
 
     #[derive(Debug, Clone, Copy)]
@@ -91,16 +92,19 @@ mod tests {
             eprintln!("{build:?} not available on this CPU: not compared");
             return None;
         }
-        let cost = circle_cost(8);
-        let workload = make_batch(97, 8, 3);
-        let logits = workload.logits.mapv(T::from_f64);
+        // Smoothed labels and spread logits: every problem iterates in the lanes.
+        let cost = CostMatrix::preset(Preset::AffectNet8, CostKind::Circumplex);
+        let logits = ndarray::Array2::from_shape_fn((97, 8), |(b, i)| {
+            T::from_f64(((b * 31 + i * 17) % 23) as f64 / 4.0 - 2.5)
+        });
+        let labels = ndarray::Array1::from_shape_fn(97, |b| (b % 8) as i64);
         let options = SolveOptions::new(0.05 * cost.max()).with_plan(true);
         let request = Request {
             cost: &cost,
             source: Source::Logits(logits.view()),
             target: Target::Labels {
-                labels: workload.labels.view(),
-                smoothing: SMOOTHING,
+                labels: labels.view(),
+                smoothing: 0.1,
             },
             options: &options,
             init_g: None,
