@@ -120,11 +120,13 @@ pub fn solve_warm<E: Element>(
         init_g: init_g.map(|g| g.reborrow()),
     };
     check_request(&request)?;
-    let solution = match backend {
+    match backend {
         Backend::Reference => fitted::<f64, E>(reference::solve(&request)),
         Backend::Cpu => on_cpu(&request),
         Backend::Cuda => on_kernels::<E>().and_then(|()| on_cuda(request)),
-        Backend::Emulated => on_kernels::<E>().and_then(|()| cuda::emulated::solve(request)),
+        Backend::Emulated => on_kernels::<E>()
+            .and_then(|()| cuda::emulated::solve(request))
+            .and_then(rounded_on_device),
         Backend::Auto => match cuda::availability() {
             Ok(()) if E::DTYPE.on_kernels() => on_cuda(request),
             Ok(()) => on_cpu(&request),
@@ -133,10 +135,7 @@ pub fn solve_warm<E: Element>(
                 on_cpu(&request)
             }
         },
-    }?;
-    // The kernels round on the device: their outputs are checked in E itself.
-    check_solution_fits::<E, E>(&solution)?;
-    Ok(solution)
+    }
 }
 
 /// The CPU computes in `E::Compute` (f32 for the half types), reading `E` as it loads each
@@ -166,11 +165,17 @@ fn on_kernels<E: Element>() -> Result<()> {
     }
 }
 
+/// The kernels round to `E` on the device: their outputs are checked in `E` itself.
+fn rounded_on_device<E: Element>(solution: Solution<E>) -> Result<Solution<E>> {
+    check_solution_fits::<E, E>(&solution)?;
+    Ok(solution)
+}
+
 /// Runs a validated request on the CUDA kernels, or says why it cannot.
 fn on_cuda<E: Element>(request: Request<'_, E>) -> Result<Solution<E>> {
     #[cfg(feature = "cuda")]
     {
-        cuda::solve_validated(request)
+        cuda::solve_validated(request).and_then(rounded_on_device)
     }
     #[cfg(not(feature = "cuda"))]
     {
