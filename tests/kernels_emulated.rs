@@ -280,7 +280,7 @@ const ITERS: u32 = 30;
 enum Runner {
     /// The kernel source under the CPU emulator.
     Emulator,
-    /// The fatbin on a real GPU through cudarc (`circot::cuda::solve`).
+    /// The fatbin on a real GPU through cudarc (`Backend::Cuda`).
     Gpu,
 }
 

@@ -41,8 +41,6 @@ use crate::cost::{CostMatrix, MAX_CLASSES};
 use crate::element::{Dtype, Real};
 use crate::problem::{SolveOptions, scaling_form};
 
-use super::lanes::LaneSolver;
-
 /// Whether `max C/ε` is where the Gibbs-kernel form is exact to rounding, per element type (see the
 /// module documentation): at most the range bound, and not so small that ε·ε_mach matters.
 pub(super) fn applies<T: Real>(cost: &CostMatrix, eps: f64) -> bool {
@@ -450,4 +448,29 @@ impl<T: Real, const L: usize> Block<T, L> {
             *p_j = self.beta[j][lane] / self.t[j][lane];
         }
     }
+}
+
+/// What the batch loop needs of a block of `L` lanes, one problem per lane.
+pub(super) trait LaneSolver<T: Real, const L: usize> {
+    /// A block whose lanes hold harmless placeholder problems.
+    fn new(k: usize) -> Box<Self>;
+    /// Puts a problem in `lane`, from g = 0 or from `init_g` (KL units).
+    fn load(&mut self, gibbs: &Gibbs<T>, lane: usize, rows: &ProblemRows<T>, init_g: Option<&[T]>);
+    /// Makes the lanes in `fresh` (just loaded) ready to iterate.
+    fn prime(&mut self, gibbs: &Gibbs<T>, fresh: &[bool; L]);
+    /// One iteration (f-update, g-update, marginal error) on every lane.
+    fn iterate(&mut self, gibbs: &Gibbs<T>);
+    /// The L1 row-marginal error of `lane` after the last iteration (its g-update is exact).
+    fn error(&self, lane: usize) -> T;
+    /// The potentials of `lane` (KL convention, units of C) that the error was measured on.
+    fn potentials(&self, gibbs: &Gibbs<T>, lane: usize, f: &mut [T], g: &mut [T]);
+    /// `⟨P, C⟩` of `lane`.
+    fn transport_cost(&self, gibbs: &Gibbs<T>, lane: usize) -> T;
+    /// The plan of `lane`, row-major.
+    fn plan(&self, gibbs: &Gibbs<T>, lane: usize, plan: &mut [T]);
+}
+
+/// Selects a block type by a marker, so that one generic loop serves both.
+pub(super) trait Method {
+    type Block<T: Real, const L: usize>: LaneSolver<T, L>;
 }

@@ -12,6 +12,7 @@
 mod batch;
 mod finish;
 mod gibbs;
+mod lane_loop;
 mod lanes;
 mod log_domain;
 mod one_hot;

@@ -27,8 +27,7 @@
 
 // Loops index by class and by lane because that is the layout the vectoriser needs to see.
 #![allow(clippy::needless_range_loop)]
-use super::gibbs::{Gibbs, Lanes, exponent, lanewise, pow2, product};
-use super::lanes::LaneSolver;
+use super::gibbs::{Gibbs, LaneSolver, Lanes, exponent, lanewise, pow2, product};
 use super::rows::ProblemRows;
 use super::warm_start::warm_start_shift;
 use crate::cost::MAX_CLASSES;

@@ -2,8 +2,8 @@
 //! the only `unsafe` of the CPU backend. The loop uses no fused multiply-add, so every width
 //! computes the same bits (see `gibbs.rs`).
 
-use super::gibbs::Gibbs;
-use super::lanes::{Method, run_chunk as run};
+use super::gibbs::{Gibbs, Method};
+use super::lane_loop::run_chunk as run;
 use crate::element::{Dtype, Element, Real};
 use crate::outputs::Chunk;
 use crate::problem::Request;
@@ -68,9 +68,9 @@ fn avx2<T: Real, E: Element<Compute = T>, M: Method, const L: usize>(
 #[cfg(all(test, target_arch = "x86_64"))]
 mod tests {
     use super::*;
-    use crate::outputs::Outputs;
     use crate::affect::Preset;
     use crate::cost::{CostKind, CostMatrix};
+    use crate::outputs::Outputs;
     use crate::problem::{Executed, SolveOptions, Source, Target};
 
     #[derive(Debug, Clone, Copy)]
@@ -114,15 +114,15 @@ mod tests {
         for chunk in outputs.chunks(32) {
             match build {
                 Build::Baseline => {
-                    run::<T, T, crate::cpu::lanes::Plain, L>(&request, &gibbs, chunk)
+                    run::<T, T, crate::cpu::lane_loop::Plain, L>(&request, &gibbs, chunk)
                 }
                 // SAFETY: the CPU supports AVX2, checked above.
                 Build::Avx2 => unsafe {
-                    avx2::<T, T, crate::cpu::lanes::Plain, L>(&request, &gibbs, chunk)
+                    avx2::<T, T, crate::cpu::lane_loop::Plain, L>(&request, &gibbs, chunk)
                 },
                 // SAFETY: the CPU supports AVX-512F, checked above.
                 Build::Avx512 => unsafe {
-                    avx512::<T, T, crate::cpu::lanes::Plain, L>(&request, &gibbs, chunk)
+                    avx512::<T, T, crate::cpu::lane_loop::Plain, L>(&request, &gibbs, chunk)
                 },
             }
         }

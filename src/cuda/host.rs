@@ -107,8 +107,13 @@ fn chunk_size(batch: usize, bytes_per_problem: usize, free_bytes: usize) -> usiz
 }
 
 /// Device bytes one problem needs: its inputs and every output.
-fn bytes_per_problem<E>(k: usize, target: &Target<'_, E>, logits: bool, plan: bool) -> usize {
-    let e = std::mem::size_of::<E>();
+fn bytes_per_problem<E: Element>(
+    k: usize,
+    target: &Target<'_, E>,
+    logits: bool,
+    plan: bool,
+) -> usize {
+    let e = E::DTYPE.size();
     let target_bytes = match target {
         Target::Labels { .. } => 8,
         Target::Distributions(_) => k * e,
