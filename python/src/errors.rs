@@ -3,14 +3,9 @@
 use pyo3::PyErr;
 use pyo3::exceptions::{PyTypeError, PyValueError};
 
-/// A crate error (bad shape, index or value): `ValueError` with the crate's message.
-pub fn value_error(e: circot::Error) -> PyErr {
-    PyValueError::new_err(e.to_string())
-}
-
-/// An error of the study's toolkit (costs from class sets, metrics, statistics, degeneracy):
-/// `ValueError` with its message, as for the solver's errors.
-pub fn study_value_error(e: circot::StudyError) -> PyErr {
+/// A crate error, the solver's or the study toolkit's (bad shape, index or value): `ValueError`
+/// with the crate's message.
+pub fn value_error(e: impl std::fmt::Display) -> PyErr {
     PyValueError::new_err(e.to_string())
 }
 
@@ -38,6 +33,6 @@ impl<T> OrValueError<T> for circot::Result<T> {
 
 impl<T> OrValueError<T> for circot::StudyResult<T> {
     fn or_value_error(self) -> pyo3::PyResult<T> {
-        self.map_err(study_value_error)
+        self.map_err(value_error)
     }
 }

@@ -6,7 +6,7 @@ use rayon::prelude::*;
 use super::finish::{Converged, finish};
 use super::one_hot::one_hot_potentials;
 use super::rows::{ProblemRows, RowReader};
-use super::warm_start::Tilted;
+use super::warm_start::{Tilted, read_start};
 use crate::cost::MAX_CLASSES;
 use crate::element::{Element, Real};
 use crate::outputs::Outputs;
@@ -63,8 +63,9 @@ pub(crate) fn solve_batch<T: Real, E: Element<Compute = T>, S: Iterate<T>>(
             // f-update's target weights instead (`Tilted`).
             g[..k].fill(T::zero());
             let tilted = init_g.map(|init| {
-                let g0: Vec<T> = init.row(b).iter().map(|x| x.to_compute()).collect();
-                Tilted::new(&g0, &rows, eps)
+                let mut g0 = [T::zero(); MAX_CLASSES];
+                read_start(init.view(), b, &mut g0[..k]);
+                Tilted::new(&g0[..k], &rows, eps)
             });
             let (iterations, marginal_error) = match rows.one_hot {
                 Some(y) => {

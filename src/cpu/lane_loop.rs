@@ -6,6 +6,7 @@ use super::gibbs::{Block, Gibbs, LaneSolver, Method};
 use super::one_hot::one_hot_potentials;
 use super::relaxed::RelaxedBlock;
 use super::rows::{ProblemRows, RowReader};
+use super::warm_start::read_start;
 use crate::cost::MAX_CLASSES;
 use crate::element::{Element, Real};
 use crate::outputs::{Chunk, ProblemOut};
@@ -44,11 +45,13 @@ pub(super) fn run_chunk<T: Real, E: Element<Compute = T>, M: Method, const L: us
                 let rows = &mut rows[lane];
                 busy[lane] =
                     take_next(request, &reader, gibbs, &mut chunk, &mut next, rows).map(|index| {
+                        let mut start = [T::zero(); MAX_CLASSES];
+                        let k = gibbs.k;
                         let init = request.init_g.map(|g| {
-                            let row = g.row(chunk.start + index);
-                            row.iter().map(|x| x.to_compute()).collect::<Vec<T>>()
+                            read_start(g, chunk.start + index, &mut start[..k]);
+                            &start[..k]
                         });
-                        block.load(gibbs, lane, rows, init.as_deref());
+                        block.load(gibbs, lane, rows, init);
                         (index, 0)
                     });
                 fresh[lane] = busy[lane].is_some();

@@ -4,8 +4,22 @@
 
 use super::rows::ProblemRows;
 use crate::cost::MAX_CLASSES;
-use crate::element::Real;
+use ndarray::ArrayView2;
+
+use crate::element::{Element, Real};
 use crate::lse::weighted_lse;
+
+/// Problem `b`'s warm start, converted to the compute type in `g0` (its first K entries), with no
+/// allocation on the way.
+pub(crate) fn read_start<T: Real, E: Element<Compute = T>>(
+    init_g: ArrayView2<'_, E>,
+    b: usize,
+    g0: &mut [T],
+) {
+    for (g, x) in g0.iter_mut().zip(init_g.row(b)) {
+        *g = x.to_compute();
+    }
+}
 
 /// Where a warm start `g0` (KL units, defined up to a constant) puts the target's support:
 /// `(top, L)` with `top` the largest `g0_j` over the classes with `β_j > 0` and
